@@ -1,0 +1,25 @@
+"""POST /meetings/{meetingId}/attendees/batch: add several users (group calls); per-user errors."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import (
+    FirebaseUid,
+    MeetingIdParam,
+    RequestId,
+    batch_body,
+    json_response,
+    lambda_handler_for,
+)
+from videocall.models import AddAttendeesBody
+from videocall.runtime import runtime
+
+
+def endpoint(
+    meetingId: MeetingIdParam, body: AddAttendeesBody, uid: FirebaseUid, request_id: RequestId
+) -> Response[Any]:
+    result = runtime().service.add_attendees(uid, meetingId, body.userIds, request_id)
+    return json_response(200, batch_body(result))
+
+
+handler = lambda_handler_for("add_attendees")

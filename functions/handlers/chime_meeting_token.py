@@ -1,0 +1,50 @@
+"""POST /chime-meeting-token: the app's original contract, one endpoint with an `action` field.
+
+Dispatches to the same domain functions as the REST routes; bodies and status codes are the old
+ones (200 on success), so the app only changes its base URL.
+"""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from videocall.http import (
+    FirebaseUid,
+    RequestId,
+    batch_body,
+    end_body,
+    json_response,
+    lambda_handler_for,
+    meeting_join_body,
+)
+from videocall.meetings import CreateMeetingCommand
+from videocall.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
+from videocall.runtime import runtime
+
+
+def endpoint(body: Annotated[LegacyRequest, Body()], uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    service = runtime().service
+    match body:
+        case LegacyCreate():
+            command = CreateMeetingCommand(
+                appointment_id=body.appointmentId,
+                enable_recording=body.enableRecording,
+                enable_transcription=body.enableTranscription,
+                transcription_language=body.transcriptionLanguage,
+            )
+            return json_response(
+                200, meeting_join_body(service.create_meeting(uid, command, request_id), with_flags=True)
+            )
+        case LegacyJoin():
+            return json_response(
+                200,
+                meeting_join_body(service.join_meeting(uid, body.meetingId, request_id), with_flags=False),
+            )
+        case LegacyBatchJoin():
+            return json_response(200, batch_body(service.add_attendees(uid, body.meetingId, body.userIds, request_id)))
+        case LegacyEnd():
+            return json_response(200, end_body(service.end_meeting(uid, body.meetingId, request_id)))
+    raise AssertionError("unreachable: the body model admits only the four actions")
+
+
+handler = lambda_handler_for("chime_meeting_token")

@@ -1,0 +1,14 @@
+"""DELETE /meetings/{meetingId}: end the meeting for everyone (provider, or a non-patient creator)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, end_body, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, end_body(runtime().service.end_meeting(uid, meetingId, request_id)))
+
+
+handler = lambda_handler_for("end_meeting")

@@ -1,0 +1,1 @@
+"""The telehealth video-call domain: authentication, authorization, sessions, Chime."""

@@ -1,0 +1,185 @@
+"""The Chime gateway: the only place that talks to the chime-sdk-meetings API.
+
+It wraps a boto3 `chime-sdk-meetings` client (or the local emulator, which has the same methods
+and raises the same `ClientError`s) and speaks the domain's language back:
+- NotFoundException -> ChimeMeetingGone (the meeting ended, or Chime auto-ended it);
+- ThrottlingException -> retried here with capped exponential backoff and full jitter;
+- ServiceUnavailableException / ServiceFailureException -> ChimeUnavailable (503, Retry-After);
+- anything else -> UpstreamError (502), with Chime's error code but never its message (messages
+  can echo request values).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from .errors import ChimeUnavailable, UpstreamError
+from .observability import count_failure, logger, tracer
+
+# Chime's own limits (see README "Chime facts").
+MAX_ATTENDEES_PER_BATCH = 100
+MAX_ATTENDEES_PER_MEETING = 250
+# Screen share allowed: Content SendReceive needs Video SendReceive.
+ATTENDEE_CAPABILITIES = {"Audio": "SendReceive", "Video": "SendReceive", "Content": "SendReceive"}
+
+
+class ChimeMeetingGone(Exception):
+    """Chime answered NotFound: the meeting is over (ended or auto-ended)."""
+
+
+class ChimeAttendeeGone(Exception):
+    """Chime answered NotFound for an attendee of a meeting that still exists."""
+
+
+@dataclass
+class BatchResult:
+    attendees: list[dict[str, Any]] = field(default_factory=list)
+    # {ExternalUserId, ErrorCode, ErrorMessage}: ErrorMessage is Chime's and is not shown to callers.
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+class ChimeClient(Protocol):
+    """The subset of the boto3 chime-sdk-meetings client we use (the emulator implements it too)."""
+
+    def create_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
+    def create_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
+    def batch_create_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class ChimeGateway:
+    def __init__(
+        self,
+        client: ChimeClient,
+        *,
+        media_region: str,
+        max_attempts: int = 5,
+        base_delay: float = 0.1,
+        max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._media_region = media_region
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+        self.calls = 0  # AWS calls made, retries included: benchmarks and tests read it
+
+    # --- meetings -----------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def create_meeting(self, *, client_request_token: str, external_meeting_id: str) -> dict[str, Any]:
+        response = self._call(
+            "create_meeting",
+            ClientRequestToken=client_request_token,
+            ExternalMeetingId=external_meeting_id,
+            MediaRegion=self._media_region,
+            MeetingFeatures={"Audio": {"EchoReduction": "AVAILABLE"}},
+        )
+        return response["Meeting"]
+
+    @tracer.capture_method(capture_response=False)
+    def delete_meeting(self, meeting_id: str) -> None:
+        """End the meeting for everyone. Already gone counts as done."""
+        with contextlib.suppress(ChimeMeetingGone):
+            self._call("delete_meeting", MeetingId=meeting_id)
+
+    # --- attendees ----------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def create_attendee(self, meeting_id: str, external_user_id: str) -> dict[str, Any]:
+        response = self._call(
+            "create_attendee",
+            MeetingId=meeting_id,
+            ExternalUserId=external_user_id,
+            Capabilities=ATTENDEE_CAPABILITIES,
+        )
+        return response["Attendee"]
+
+    @tracer.capture_method(capture_response=False)
+    def get_attendee(self, meeting_id: str, attendee_id: str) -> dict[str, Any]:
+        try:
+            return self._call("get_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)["Attendee"]
+        except ChimeMeetingGone:
+            # GetAttendee's NotFound does not say whether the meeting or the attendee is gone.
+            raise ChimeAttendeeGone() from None
+
+    @tracer.capture_method(capture_response=False)
+    def delete_attendee(self, meeting_id: str, attendee_id: str) -> None:
+        with contextlib.suppress(ChimeMeetingGone):
+            self._call("delete_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)
+
+    @tracer.capture_method(capture_response=False)
+    def batch_create_attendees(self, meeting_id: str, external_user_ids: Sequence[str]) -> BatchResult:
+        """Add attendees in chunks of 100, the chunks run concurrently; partial failure is reported per user."""
+        chunks = [
+            list(external_user_ids[i : i + MAX_ATTENDEES_PER_BATCH])
+            for i in range(0, len(external_user_ids), MAX_ATTENDEES_PER_BATCH)
+        ]
+        result = BatchResult()
+        if not chunks:
+            return result
+        with ThreadPoolExecutor(max_workers=min(len(chunks), 3)) as pool:
+            outcomes = list(pool.map(lambda chunk: self._batch_chunk(meeting_id, chunk), chunks))
+        for outcome in outcomes:
+            result.attendees.extend(outcome.attendees)
+            result.errors.extend(outcome.errors)
+        return result
+
+    def _batch_chunk(self, meeting_id: str, external_user_ids: list[str]) -> BatchResult:
+        try:
+            response = self._call(
+                "batch_create_attendee",
+                MeetingId=meeting_id,
+                Attendees=[{"ExternalUserId": u, "Capabilities": ATTENDEE_CAPABILITIES} for u in external_user_ids],
+            )
+        except ChimeMeetingGone:
+            raise
+        except (ChimeUnavailable, UpstreamError) as exc:
+            # A whole chunk failed: report each of its users, keep the other chunks' successes.
+            return BatchResult(
+                errors=[{"ExternalUserId": u, "ErrorCode": exc.code, "ErrorMessage": ""} for u in external_user_ids]
+            )
+        return BatchResult(attendees=response.get("Attendees", []), errors=response.get("Errors", []))
+
+    # --- the one place calls are made -----------------------------------------------------------
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        method = getattr(self._client, operation)
+        for attempt in range(1, self._max_attempts + 1):
+            self.calls += 1
+            try:
+                return method(**params)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("ThrottlingException", "TooManyRequestsException") and attempt < self._max_attempts:
+                    delay = random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))  # noqa: S311
+                    logger.info("chime throttled, backing off", extra={"operation": operation, "attempt": attempt})
+                    self._sleep(delay)
+                    continue
+                raise self._translate(operation, exc, code) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _translate(operation: str, exc: ClientError, code: str) -> Exception:
+        if code == "NotFoundException":
+            return ChimeMeetingGone()
+        logger.warning("chime call failed", extra={"operation": operation, "error_code": code})
+        if code in ("ServiceUnavailableException", "ServiceFailureException", "ThrottlingException"):
+            count_failure("chime_unavailable")
+            retry_after = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after", "1")
+            try:
+                seconds = max(1, int(retry_after))
+            except ValueError:
+                seconds = 1
+            return ChimeUnavailable(retry_after=seconds)
+        count_failure("chime_error")
+        return UpstreamError(f"The video service rejected the request ({code or 'unknown error'}).")

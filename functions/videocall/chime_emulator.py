@@ -1,0 +1,214 @@
+"""A local Amazon Chime SDK Meetings emulator with the service's semantics, for `videocall serve` and tests.
+
+It has the boto3 client's method names and keyword arguments, checks every request against the
+chime-sdk-meetings input shape in the installed botocore's service model, answers with the real
+response shapes (MediaPlacement URLs included), raises botocore `ClientError`s with the real error
+codes, and keeps the limits: 100 attendees per BatchCreateAttendee, 250 per meeting, NotFound once a
+meeting has ended, ClientRequestToken idempotency.
+
+Choices where the service is not documented (so the code above it must work either way):
+- A repeated ExternalUserId makes a NEW attendee (the pessimistic reading of "idempotency token").
+- A ClientRequestToken whose meeting has ended makes a new meeting.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+import uuid
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore.exceptions import ClientError, ParamValidationError
+from botocore.model import ServiceModel
+from botocore.validate import ParamValidator
+
+from .chime import MAX_ATTENDEES_PER_BATCH, MAX_ATTENDEES_PER_MEETING
+
+SERVICE = "chime-sdk-meetings"
+_STATUS = {
+    "BadRequestException": 400,
+    "LimitExceededException": 400,
+    "NotFoundException": 404,
+    "ThrottlingException": 429,
+    "ServiceUnavailableException": 503,
+}
+
+
+@cache
+def service_model() -> ServiceModel:
+    return botocore.session.get_session().get_service_model(SERVICE)
+
+
+def _client_error(operation: str, code: str, message: str, headers: dict[str, str] | None = None) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400), "HTTPHeaders": headers or {}},
+        },
+        operation,
+    )
+
+
+class ChimeEmulator:
+    def __init__(self, region: str = "eu-central-1", account_id: str = "111122223333") -> None:
+        self.region = region
+        self.account_id = account_id
+        self._lock = threading.Lock()
+        self._meetings: dict[str, dict[str, Any]] = {}
+        self._attendees: dict[str, dict[str, dict[str, Any]]] = {}  # meeting id -> attendee id -> attendee
+        self._tokens: dict[str, str] = {}  # ClientRequestToken -> meeting id
+        self.deleted: set[str] = set()
+        # Test hook: operation name -> error codes to raise on its next calls (e.g. throttling).
+        self.fail_next: dict[str, list[str]] = {}
+
+    # --- boto3-shaped API ---------------------------------------------------------------------
+    def create_meeting(self, **params: Any) -> dict[str, Any]:
+        self._check("CreateMeeting", params)
+        with self._lock:
+            existing = self._tokens.get(params["ClientRequestToken"])
+            if existing and existing in self._meetings:
+                return {"Meeting": dict(self._meetings[existing])}
+            meeting_id = str(uuid.uuid4())
+            meeting = self._meeting_shape(meeting_id, params)
+            self._meetings[meeting_id] = meeting
+            self._attendees[meeting_id] = {}
+            self._tokens[params["ClientRequestToken"]] = meeting_id
+            return {"Meeting": dict(meeting)}
+
+    def get_meeting(self, **params: Any) -> dict[str, Any]:
+        self._check("GetMeeting", params)
+        with self._lock:
+            return {"Meeting": dict(self._meeting("GetMeeting", params["MeetingId"]))}
+
+    def delete_meeting(self, **params: Any) -> dict[str, Any]:
+        self._check("DeleteMeeting", params)
+        with self._lock:
+            self._meeting("DeleteMeeting", params["MeetingId"])
+            self._end(params["MeetingId"])
+        return {}
+
+    def create_attendee(self, **params: Any) -> dict[str, Any]:
+        self._check("CreateAttendee", params)
+        with self._lock:
+            self._meeting("CreateAttendee", params["MeetingId"])
+            attendees = self._attendees[params["MeetingId"]]
+            if len(attendees) >= MAX_ATTENDEES_PER_MEETING:
+                raise _client_error("CreateAttendee", "LimitExceededException", "Attendee limit exceeded")
+            return {"Attendee": dict(self._add_attendee(params["MeetingId"], params))}
+
+    def batch_create_attendee(self, **params: Any) -> dict[str, Any]:
+        self._check("BatchCreateAttendee", params)
+        items = params["Attendees"]
+        if len(items) > MAX_ATTENDEES_PER_BATCH:
+            # The model says max 100; botocore's validator does not check maxima, the service does.
+            raise _client_error("BatchCreateAttendee", "BadRequestException", "Attendees has more than 100 items")
+        with self._lock:
+            self._meeting("BatchCreateAttendee", params["MeetingId"])
+            attendees = self._attendees[params["MeetingId"]]
+            created: list[dict[str, Any]] = []
+            errors: list[dict[str, str]] = []
+            for item in items:
+                if len(attendees) >= MAX_ATTENDEES_PER_MEETING:
+                    errors.append(
+                        {
+                            "ExternalUserId": item["ExternalUserId"],
+                            "ErrorCode": "LimitExceeded",
+                            "ErrorMessage": "Attendee limit exceeded",
+                        }
+                    )
+                    continue
+                created.append(dict(self._add_attendee(params["MeetingId"], item)))
+            return {"Attendees": created, "Errors": errors}
+
+    def get_attendee(self, **params: Any) -> dict[str, Any]:
+        self._check("GetAttendee", params)
+        with self._lock:
+            self._meeting("GetAttendee", params["MeetingId"])
+            attendee = self._attendees[params["MeetingId"]].get(params["AttendeeId"])
+            if attendee is None:
+                raise _client_error("GetAttendee", "NotFoundException", "Attendee not found")
+            return {"Attendee": dict(attendee)}
+
+    def delete_attendee(self, **params: Any) -> dict[str, Any]:
+        self._check("DeleteAttendee", params)
+        with self._lock:
+            self._meeting("DeleteAttendee", params["MeetingId"])
+            if self._attendees[params["MeetingId"]].pop(params["AttendeeId"], None) is None:
+                raise _client_error("DeleteAttendee", "NotFoundException", "Attendee not found")
+        return {}
+
+    # --- emulator controls (what the real service does on its own) ----------------------------
+    def auto_end(self, meeting_id: str) -> None:
+        """What Chime does after 5 minutes with nobody connected, or after 24 hours."""
+        with self._lock:
+            self._end(meeting_id)
+
+    def attendee_count(self, meeting_id: str) -> int:
+        return len(self._attendees.get(meeting_id, {}))
+
+    @property
+    def meeting_count(self) -> int:
+        return len(self._meetings)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _check(self, operation: str, params: dict[str, Any]) -> None:
+        pending = self.fail_next.get(operation)
+        if pending:
+            code = pending.pop(0)
+            raise _client_error(operation, code, f"emulated {code}", {"retry-after": "2"})
+        input_shape = service_model().operation_model(operation).input_shape
+        try:
+            report = ParamValidator().validate(params, input_shape)
+        except ParamValidationError as exc:  # pragma: no cover - validate() returns a report
+            raise _client_error(operation, "BadRequestException", str(exc)) from None
+        if report.has_errors():
+            raise _client_error(operation, "BadRequestException", report.generate_report())
+
+    def _meeting(self, operation: str, meeting_id: str) -> dict[str, Any]:
+        meeting = self._meetings.get(meeting_id)
+        if meeting is None:
+            raise _client_error(operation, "NotFoundException", f"Meeting {meeting_id} not found")
+        return meeting
+
+    def _end(self, meeting_id: str) -> None:
+        self._meetings.pop(meeting_id, None)
+        self._attendees.pop(meeting_id, None)
+        self.deleted.add(meeting_id)
+
+    def _add_attendee(self, meeting_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        attendee = {
+            "ExternalUserId": item["ExternalUserId"],
+            "AttendeeId": str(uuid.uuid4()),
+            "JoinToken": base64.b64encode(secrets.token_bytes(96)).decode(),
+            "Capabilities": item.get("Capabilities")
+            or {"Audio": "SendReceive", "Video": "SendReceive", "Content": "SendReceive"},
+        }
+        self._attendees[meeting_id][attendee["AttendeeId"]] = attendee
+        return attendee
+
+    def _meeting_shape(self, meeting_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        region = params["MediaRegion"]
+        short = {"eu-central-1": "ec1", "us-east-1": "ue1", "us-west-2": "uw2", "eu-west-1": "ew1"}.get(region, "xx")
+        host = secrets.token_hex(16)
+        meeting: dict[str, Any] = {
+            "MeetingId": meeting_id,
+            "ExternalMeetingId": params["ExternalMeetingId"],
+            "MediaRegion": region,
+            "MediaPlacement": {
+                "AudioHostUrl": f"{host}.k.m3.{short}.app.chime.aws:3478",
+                "AudioFallbackUrl": f"wss://haxrp.m3.{short}.app.chime.aws:443/calls/{meeting_id}",
+                "SignalingUrl": f"wss://signal.m3.{short}.app.chime.aws/control/{meeting_id}",
+                "TurnControlUrl": f"https://2713.cell.{region}.meetings.chime.aws/v2/turn_sessions",
+                "ScreenDataUrl": f"wss://bitpw.m3.{short}.app.chime.aws:443/v2/screen/{meeting_id}",
+                "ScreenViewingUrl": f"wss://bitpw.m3.{short}.app.chime.aws:443/ws/connect?passcode=null&viewer_uuid=null&X-BitHub-Call-Id={meeting_id}",
+                "ScreenSharingUrl": f"wss://bitpw.m3.{short}.app.chime.aws:443/v2/screen/{meeting_id}",
+                "EventIngestionUrl": f"https://data.svc.{short}.ingest.chime.aws/v1/client-events",
+            },
+            "MeetingArn": f"arn:aws:chime:{self.region}:{self.account_id}:meeting/{meeting_id}",
+        }
+        if "MeetingFeatures" in params:
+            meeting["MeetingFeatures"] = params["MeetingFeatures"]
+        return meeting

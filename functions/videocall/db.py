@@ -1,0 +1,86 @@
+"""One PostgreSQL connection per execution environment, reused across invocations.
+
+A broken connection (the database restarted, the proxy dropped it, a freeze/thaw killed the
+socket) is closed and replaced on the next call. Every statement that goes to the server counts
+as one round trip in `round_trips`: tests and benchmarks read it to hold each action to its budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from .errors import DatabaseUnavailable
+from .observability import logger
+
+Row = dict[str, Any]
+
+
+class Database:
+    def __init__(self, connect: Callable[[], psycopg.Connection[Row]]) -> None:
+        self._connect = connect
+        self._conn: psycopg.Connection[Row] | None = None
+        self.round_trips = 0
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Database:
+        def connect() -> psycopg.Connection[Row]:
+            # autocommit: each statement is its own transaction unless wrapped in transaction();
+            # prepare_threshold=None: safe behind RDS Proxy / pgbouncer in transaction mode.
+            return psycopg.connect(
+                url,
+                autocommit=True,
+                row_factory=dict_row,
+                prepare_threshold=None,
+                connect_timeout=5,
+                **kwargs,
+            )
+
+        return cls(connect)
+
+    def connection(self) -> psycopg.Connection[Row]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                logger.info("replacing broken database connection")
+                self._conn.close()
+            try:
+                self._conn = self._connect()
+            except psycopg.OperationalError as exc:
+                self._conn = None
+                raise DatabaseUnavailable() from exc
+        return self._conn
+
+    @contextmanager
+    def _guard(self) -> Iterator[psycopg.Connection[Row]]:
+        conn = self.connection()
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            # The connection is most likely gone; drop it so the next call reconnects.
+            logger.warning("database operational error", extra={"sqlstate": getattr(exc, "sqlstate", None)})
+            conn.close()
+            raise DatabaseUnavailable() from exc
+
+    def fetch_one(self, sql: str, params: Any = None) -> Row | None:
+        with self._guard() as conn:
+            self.round_trips += 1
+            return conn.execute(sql, params).fetchone()
+
+    def fetch_all(self, sql: str, params: Any = None) -> list[Row]:
+        with self._guard() as conn:
+            self.round_trips += 1
+            return conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Any = None) -> int:
+        with self._guard() as conn:
+            self.round_trips += 1
+            return conn.execute(sql, params).rowcount
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

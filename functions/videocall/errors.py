@@ -1,0 +1,159 @@
+"""Errors of the domain. Raised deep, turned into HTTP in exactly one place (videocall.http).
+
+A message is shown to the caller: it must never carry a token, a JoinToken, a name or any other
+patient data, and never an upstream error text (those can echo request values).
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status = 400
+    code = "bad_request"
+    message = "The request is not valid."
+
+    def __init__(self, message: str | None = None, *, details: dict | None = None) -> None:
+        self.message = message or type(self).message
+        self.details = details
+        super().__init__(self.message)
+
+
+# --- 400: the request itself ---------------------------------------------------------------
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+
+
+class MalformedJson(DomainError):
+    code = "malformed_json"
+    message = "The request body is not valid JSON."
+
+
+class UnknownAction(DomainError):
+    code = "unknown_action"
+    message = "action must be one of create, join, batch-join, end."
+
+
+class UnsupportedTranscriptionLanguage(DomainError):
+    code = "unsupported_transcription_language"
+
+
+class BodyTooLarge(DomainError):
+    status = 413
+    code = "body_too_large"
+    message = "The request body is too large."
+
+
+# --- 401: who is calling ---------------------------------------------------------------------
+class AuthenticationError(DomainError):
+    status = 401
+    code = "unauthenticated"
+
+
+class TokenMissing(AuthenticationError):
+    code = "token_missing"
+    message = "Send a Firebase ID token in x-firebase-token or Authorization: Bearer."
+
+
+class TokenMalformed(AuthenticationError):
+    code = "token_malformed"
+    message = "The ID token is not a well-formed JWT."
+
+
+class TokenExpired(AuthenticationError):
+    code = "token_expired"
+    message = "The ID token has expired; refresh it and retry."
+
+
+class TokenRevoked(AuthenticationError):
+    code = "token_revoked"
+    message = "The ID token has been revoked."
+
+
+class TokenInvalid(AuthenticationError):
+    code = "token_invalid"
+    message = "The ID token could not be verified (signature, issuer or audience)."
+
+
+class UserNotRegistered(AuthenticationError):
+    code = "user_not_registered"
+    message = "The token is valid but belongs to no registered user."
+
+
+# --- 403 / 404 / 409 / 410: what the caller may do ------------------------------------------
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    message = "You may not do this."
+
+
+class NotAParticipant(Forbidden):
+    code = "not_a_participant"
+    message = "You are not a participant of this appointment."
+
+
+class VideoNotEnabled(Forbidden):
+    code = "video_not_enabled"
+    message = "Video is not enabled for this appointment."
+
+
+class NotAllowedToEnd(Forbidden):
+    code = "not_allowed_to_end"
+    message = "Only the provider or the meeting's creator may end it."
+
+
+class NotAllowedToAddAttendees(Forbidden):
+    code = "not_allowed_to_add_attendees"
+    message = "Only the provider or the meeting's creator may add attendees."
+
+
+class MeetingNotFound(DomainError):
+    # Also the answer for a meeting that exists but the caller is not part of: an outsider
+    # must not learn whether a meeting exists.
+    status = 404
+    code = "meeting_not_found"
+    message = "No such meeting."
+
+
+class AppointmentNotOpen(DomainError):
+    status = 409
+    code = "appointment_not_open"
+    message = "The appointment is completed or cancelled."
+
+
+class CreateInProgress(DomainError):
+    status = 409
+    code = "create_in_progress"
+    message = "The meeting is being created; retry shortly."
+
+
+class MeetingEnded(DomainError):
+    status = 410
+    code = "meeting_ended"
+    message = "The meeting has ended. Create the appointment's meeting again to start a new one."
+
+
+# --- 5xx: upstream ----------------------------------------------------------------------------
+class UpstreamError(DomainError):
+    status = 502
+    code = "chime_error"
+    message = "The video service rejected the request."
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    code = "service_unavailable"
+    message = "A service this needs is unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+    message = "The database is unavailable; retry later."
+
+
+class ChimeUnavailable(ServiceUnavailable):
+    code = "chime_unavailable"
+    message = "The video service is unavailable; retry later."

@@ -1,0 +1,206 @@
+"""The HTTP edge: resolvers built from the route table, the caller dependency, the one place domain
+errors become HTTP responses, and the Lambda entry point every handler module uses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from importlib import import_module
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.request import Request
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from . import models
+from .auth import extract_token
+from .errors import BodyTooLarge, DomainError, ServiceUnavailable
+from .meetings import BatchJoinResult, EndResult, MeetingJoin, SessionState
+from .observability import count_failure, logger, metrics, safe_traceback, tracer
+from .routes import ROUTES, ROUTES_BY_NAME, Route
+from .runtime import runtime
+
+API_TITLE = "Telehealth video-call API"
+API_VERSION = "1.0.0"
+
+
+# --- dependencies the handlers declare --------------------------------------------------------------
+def authenticated_uid(request: Request) -> str:
+    """The verified Firebase uid of the caller (401 otherwise)."""
+    return runtime().authenticator.verify(extract_token(request.headers))
+
+
+def request_id(request: Request) -> str | None:
+    context = request.resolved_event.get("requestContext") or {}
+    return context.get("requestId")
+
+
+FirebaseUid = Annotated[str, Depends(authenticated_uid)]
+RequestId = Annotated[str | None, Depends(request_id)]
+MeetingIdParam = Annotated[str, Path(pattern=models.GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
+
+
+# --- response bodies ---------------------------------------------------------------------------------
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":"), default=str),
+        headers=headers,
+    )
+
+
+def meeting_join_body(result: MeetingJoin, *, with_flags: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"meeting": result.meeting, "attendee": result.attendee}
+    if with_flags:
+        body["recordingEnabled"] = result.recording_enabled
+        body["transcriptionEnabled"] = result.transcription_enabled
+    return body
+
+
+def batch_body(result: BatchJoinResult) -> dict[str, Any]:
+    return {"meetingId": result.meeting_id, "attendees": result.attendees, "errors": result.errors}
+
+
+def end_body(result: EndResult) -> dict[str, Any]:
+    return {
+        "meetingId": result.meeting_id,
+        "ended": True,
+        "endedAt": result.ended_at,
+        "alreadyEnded": result.already_ended,
+    }
+
+
+def state_body(state: SessionState) -> dict[str, Any]:
+    return {
+        "meetingId": state.meeting_id,
+        "appointmentId": state.appointment_id,
+        "status": state.status,
+        "recordingEnabled": state.recording_enabled,
+        "transcriptionEnabled": state.transcription_enabled,
+        "transcriptionLanguage": state.transcription_language,
+        "createdAt": state.created_at,
+        "endedAt": state.ended_at,
+        "attendees": state.attendees,
+    }
+
+
+def error_response(error: DomainError) -> Response:
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        body["details"] = error.details
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceUnavailable) else None
+    return json_response(error.status, {"error": body}, headers)
+
+
+def _validation_error(exc: RequestValidationError) -> DomainError:
+    """Say what is wrong by field, never echoing the values sent (they can be patient data)."""
+    from .errors import InvalidRequest, MalformedJson, UnknownAction
+
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return MalformedJson()
+    if any(e.get("type") in ("union_tag_invalid", "union_tag_not_found") for e in errors):
+        return UnknownAction()
+    problems = []
+    for e in errors[:10]:
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)) or "body"
+        problems.append(f"{loc}: {e.get('msg', e.get('type', 'invalid'))}")
+    return InvalidRequest("Invalid request: " + "; ".join(problems) + ".")
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    @app.exception_handler(DomainError)
+    def _domain(error: DomainError) -> Response:
+        if error.status >= 500:
+            logger.warning("request failed upstream", extra={"error_code": error.code})
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        return error_response(_validation_error(exc))
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response:
+        return json_response(404, {"error": {"code": "route_not_found", "message": "No such route."}})
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        # Type and place only: an exception's message can carry data.
+        logger.error("unexpected error", extra={"error_type": type(exc).__name__, "where": safe_traceback(exc)})
+        count_failure("internal")
+        return json_response(500, {"error": {"code": "internal_error", "message": "Something went wrong on our side."}})
+
+
+def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    _register_error_handlers(app)
+    error_responses: dict[int, Any] = {
+        code: {"description": text, "content": {"application/json": {"model": models.ErrorResponse}}}
+        for code, text in [(400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
+                           (404, "No such meeting (or not yours)"), (410, "Meeting ended"), (503, "Retry later")]
+    }  # fmt: skip
+    for route in routes:
+        endpoint = import_module(route.module).endpoint
+        app.route(
+            route.powertools_rule,
+            route.method,
+            summary=route.summary,
+            operation_id=route.name,
+            status_code=route.status_code,
+            responses={
+                route.status_code: {
+                    "description": "OK",
+                    "content": {"application/json": {"model": route.response_model}},
+                },
+                **error_responses,
+            },
+        )(endpoint)
+    return app
+
+
+# --- the Lambda entry point ------------------------------------------------------------------------------
+def _oversized(event: dict[str, Any]) -> bool:
+    body = event.get("body") or ""
+    return len(body) > runtime().settings.max_body_bytes
+
+
+def make_lambda_handler(
+    app: APIGatewayRestResolver,
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if _oversized(event):
+            too_large = error_response(BodyTooLarge())
+            return {
+                "statusCode": too_large.status_code,
+                "headers": {"Content-Type": "application/json"},
+                "body": too_large.body,
+                "isBase64Encoded": False,
+            }
+        return app.resolve(_as_json_request(event), context)
+
+    return handler
+
+
+def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """Every body this API takes is JSON, whatever Content-Type says: the old endpoint read the body as
+    JSON regardless, and the app (and curl -d) must keep working."""
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    headers["content-type"] = "application/json"
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    multi["content-type"] = ["application/json"]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
+def lambda_handler_for(route_name: str) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The handler of one Lambda function: a resolver that knows only its own route."""
+    return make_lambda_handler(build_resolver([ROUTES_BY_NAME[route_name]]))

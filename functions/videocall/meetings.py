@@ -1,0 +1,533 @@
+"""The meeting rules: create, join, add attendees, end, view.
+
+Budget per action (tests hold each to it): at most 3 database round trips; Chime calls as listed.
+- create, meeting live:   DB context, Chime Get/CreateAttendee, DB record attendee+audit       (2 DB)
+- create, no meeting:     DB context, DB claim, Chime CreateMeeting + CreateAttendee,
+                          DB activate+attendee+audit                                          (3 DB)
+- join:                   DB context, Chime Get/CreateAttendee, DB record attendee+audit       (2 DB)
+- batch-join:             DB context, DB users, Chime BatchCreateAttendee x ceil(n/100),
+                          DB record attendees+audit                                          (3 DB)
+- end:                    DB context, Chime DeleteMeeting, DB end+audit                      (2 DB)
+- view:                   DB context (with attendees), DB audit                               (2 DB)
+
+A meeting Chime has auto-ended (NotFound) is marked ended. `join` then answers 410 meeting_ended;
+`create` makes the appointment's next meeting (generation + 1) while the appointment is open, so
+"create" always hands back a meeting that works.
+
+Creating is safe under any number of simultaneous requests: the unique index "one live session per
+appointment" lets one request claim the row (the leader); the others find it and call CreateMeeting
+with the same ClientRequestToken, which Chime answers with the same meeting. Only the leader marks
+a failure, and it deletes a Chime meeting it made only while the row is still not active, so there
+is never a Chime meeting without its row nor an active row without its meeting.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chime import ChimeAttendeeGone, ChimeGateway, ChimeMeetingGone
+from .db import Row
+from .errors import (
+    CreateInProgress,
+    DomainError,
+    MeetingEnded,
+    UnsupportedTranscriptionLanguage,
+    UserNotRegistered,
+)
+from .observability import MetricUnit, count_failure, logger, metrics, tracer
+from .policy import (
+    Appointment,
+    Caller,
+    authorize_add_attendees,
+    authorize_create,
+    authorize_end,
+    authorize_join,
+)
+from .repositories import AttendeeRecord, AuditEntry, SessionRepository
+
+# Live transcription languages (Transcribe standard engine; en-US goes to Transcribe Medical).
+# es-ES, which the old app's example used, is not among them.
+TRANSCRIPTION_LANGUAGES = (
+    "en-US", "en-GB", "es-US", "fr-CA", "fr-FR", "en-AU", "it-IT",
+    "de-DE", "pt-BR", "ja-JP", "ko-KR", "zh-CN", "th-TH", "hi-IN",
+)  # fmt: skip
+MEDICAL_TRANSCRIPTION_LANGUAGES = ("en-US",)
+
+
+def external_user_id(user_id: str) -> str:
+    """Chime's ExternalUserId: opaque, no PII (our random user id, without dashes)."""
+    return "u_" + uuid.UUID(user_id).hex
+
+
+@dataclass(frozen=True)
+class CreateMeetingCommand:
+    appointment_id: str
+    enable_recording: bool = False
+    enable_transcription: bool = False
+    transcription_language: str = "en-US"
+
+
+@dataclass(frozen=True)
+class MeetingJoin:
+    """What the app hands to `new MeetingSessionConfiguration(meeting, attendee)`."""
+
+    meeting: dict[str, Any]
+    attendee: dict[str, Any]
+    session_id: str
+    recording_enabled: bool
+    transcription_enabled: bool
+    created: bool = False
+
+
+@dataclass
+class BatchJoinResult:
+    meeting_id: str
+    attendees: list[dict[str, Any]] = field(default_factory=list)  # {userId, attendee, alreadyAdded}
+    errors: list[dict[str, str]] = field(default_factory=list)  # {userId, code, message}
+
+
+@dataclass(frozen=True)
+class EndResult:
+    meeting_id: str
+    ended_at: str
+    already_ended: bool
+
+
+@dataclass(frozen=True)
+class SessionState:
+    session_id: str
+    meeting_id: str
+    appointment_id: str
+    status: str
+    recording_enabled: bool
+    transcription_enabled: bool
+    transcription_language: str | None
+    created_at: str
+    ended_at: str | None
+    attendees: list[dict[str, Any]]
+
+
+def check_transcription_language(command: CreateMeetingCommand) -> None:
+    if command.enable_transcription and command.transcription_language not in TRANSCRIPTION_LANGUAGES:
+        raise UnsupportedTranscriptionLanguage(
+            f"transcriptionLanguage {command.transcription_language!r} is not supported by live "
+            f"transcription; use one of: {', '.join(TRANSCRIPTION_LANGUAGES)}.",
+            details={"supportedLanguages": list(TRANSCRIPTION_LANGUAGES)},
+        )
+
+
+def _caller(row: Row | None) -> Caller:
+    if row is None:
+        raise UserNotRegistered()
+    return Caller(user_id=row["caller_id"], role=row["caller_role"])
+
+
+def _appointment(row: Row) -> Appointment | None:
+    if row.get("appointment_id") is None:
+        return None
+    return Appointment(
+        id=row["appointment_id"],
+        provider_id=row["provider_id"],
+        patient_id=row["patient_id"],
+        video_enabled=row["video_enabled"],
+        status=row["appointment_status"],
+    )
+
+
+def _meeting_object(row: Row) -> dict[str, Any]:
+    """The Chime Meeting, rebuilt from the session row (no GetMeeting call needed to join)."""
+    meeting: dict[str, Any] = {
+        "MeetingId": row["meeting_id"],
+        "ExternalMeetingId": row["external_meeting_id"],
+        "MediaRegion": row["media_region"],
+        "MediaPlacement": row["media_placement"],
+    }
+    if row.get("meeting_features"):
+        meeting["MeetingFeatures"] = row["meeting_features"]
+    if row.get("meeting_arn"):
+        meeting["MeetingArn"] = row["meeting_arn"]
+    return meeting
+
+
+class MeetingService:
+    def __init__(self, sessions: SessionRepository, chime: ChimeGateway) -> None:
+        self._sessions = sessions
+        self._chime = chime
+
+    # --- create ------------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def create_meeting(self, firebase_uid: str, command: CreateMeetingCommand, request_id: str | None) -> MeetingJoin:
+        check_transcription_language(command)
+        row = self._sessions.appointment_context(firebase_uid, command.appointment_id)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: authorize_create(caller, _appointment(row)),
+            caller, "meeting.create", command.appointment_id, None, request_id, row,
+        )  # fmt: skip
+        retire = None
+        if row["session_status"] == "active":
+            try:
+                return self._join_live(caller, appointment, row, request_id, action="meeting.join")
+            except ChimeMeetingGone:
+                logger.info("live meeting was auto-ended by Chime; creating the next one",
+                            extra={"meeting_id": row["meeting_id"]})  # fmt: skip
+                retire = row["session_id"]
+        elif row["session_status"] == "creating":
+            if row["session_stale"]:
+                retire = row["session_id"]
+            else:
+                # Another request is creating this meeting right now: make the same call it makes.
+                return self._finish_create(caller, appointment, command, row, leader=False, request_id=request_id)
+        return self._start_new(caller, appointment, command, retire, request_id)
+
+    def _start_new(
+        self, caller: Caller, appointment: Appointment, command: CreateMeetingCommand,
+        retire: str | None, request_id: str | None,
+    ) -> MeetingJoin:  # fmt: skip
+        audit = AuditEntry(caller.user_id, "meeting.create", appointment.id, appointment.patient_id, None, request_id)
+        claim = None
+        for _ in range(3):
+            claim = self._sessions.claim_session(
+                appointment_id=appointment.id,
+                created_by=caller.user_id,
+                recording_enabled=command.enable_recording,
+                transcription_enabled=command.enable_transcription,
+                transcription_language=command.transcription_language if command.enable_transcription else None,
+                retire_session_id=retire,
+                audit=audit,
+            )
+            if claim is not None:
+                break
+        if claim is None:
+            raise CreateInProgress()
+        return self._finish_create(caller, appointment, command, claim, leader=claim["claimed"], request_id=request_id)
+
+    def _finish_create(
+        self, caller: Caller, appointment: Appointment, command: CreateMeetingCommand,
+        session: Row, *, leader: bool, request_id: str | None,
+    ) -> MeetingJoin:  # fmt: skip
+        session_id = session["session_id"]
+        started = time.perf_counter()
+        meeting: dict[str, Any] | None = None
+        try:
+            meeting = self._chime.create_meeting(
+                client_request_token=session["client_request_token"], external_meeting_id=appointment.id
+            )
+            attendee = self._chime.create_attendee(meeting["MeetingId"], external_user_id(caller.user_id))
+        except DomainError as exc:
+            self._create_failed(session_id, meeting, exc.code, leader, caller, appointment, request_id)
+            raise
+        except ChimeMeetingGone:
+            # The meeting we were about to join was deleted by a failing leader.
+            self._create_failed(session_id, meeting, "meeting_gone", leader, caller, appointment, request_id)
+            raise CreateInProgress() from None
+        record = AttendeeRecord(caller.user_id, attendee["AttendeeId"], attendee["ExternalUserId"])
+        audit = AuditEntry(
+            caller.user_id, "meeting.join", appointment.id, appointment.patient_id, meeting["MeetingId"], request_id,
+            details={"created": leader},
+        )  # fmt: skip
+        try:
+            activated = self._sessions.activate_session(
+                session_id=session_id, meeting=meeting, attendee=record, audit=audit
+            )
+        except DomainError:
+            if leader:
+                # The row could not be written: take the meeting back so it never lives without its row.
+                self._chime.delete_meeting(meeting["MeetingId"])
+            count_failure("database")
+            raise
+        if not activated:
+            raise CreateInProgress()
+        if leader:
+            metrics.add_metric(name="MeetingsCreated", unit=MetricUnit.Count, value=1)
+        self._count_join(started)
+        logger.info("meeting ready", extra={"meeting_id": meeting["MeetingId"], "session_id": session_id,
+                                            "appointment_id": appointment.id, "new_meeting": leader})  # fmt: skip
+        return MeetingJoin(
+            meeting=meeting,
+            attendee=attendee,
+            session_id=session_id,
+            recording_enabled=command.enable_recording,
+            transcription_enabled=command.enable_transcription,
+            created=leader,
+        )
+
+    def _create_failed(
+        self, session_id: str, meeting: dict[str, Any] | None, code: str, leader: bool,
+        caller: Caller, appointment: Appointment, request_id: str | None,
+    ) -> None:  # fmt: skip
+        count_failure(f"create_{code}")
+        if not leader:
+            return
+        meeting_id = meeting["MeetingId"] if meeting else None
+        failed = self._sessions.fail_session(
+            session_id=session_id,
+            error_message=f"Chime create failed: {code}",
+            audit=AuditEntry(
+                caller.user_id,
+                "meeting.create",
+                appointment.id,
+                appointment.patient_id,
+                meeting_id,
+                request_id,
+                outcome="failed",
+                details={"error": code},
+            ),
+        )
+        if failed and meeting_id:
+            self._chime.delete_meeting(meeting_id)
+
+    # --- join --------------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def join_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> MeetingJoin:
+        row = self._sessions.meeting_context(firebase_uid, meeting_id)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: authorize_join(caller, _appointment(row), was_added=bool(row["caller_was_added"])),
+            caller, "meeting.join", None, meeting_id, request_id, row,
+        )  # fmt: skip
+        if row["session_status"] != "active":
+            raise MeetingEnded()
+        try:
+            return self._join_live(caller, appointment, row, request_id, action="meeting.join")
+        except ChimeMeetingGone:
+            self._mark_gone(caller, appointment, row, request_id)
+            raise MeetingEnded() from None
+
+    def _join_live(
+        self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None, *, action: str
+    ) -> MeetingJoin:
+        started = time.perf_counter()
+        meeting_id = row["meeting_id"]
+        attendee = None
+        if row["caller_attendee_id"]:
+            # Rejoining: hand back the same attendee, so retries never pile up attendees (which count
+            # toward 250 until deleted). If Chime does not return its JoinToken, make a new one.
+            try:
+                attendee = self._chime.get_attendee(meeting_id, row["caller_attendee_id"])
+            except ChimeAttendeeGone:
+                attendee = None
+            if attendee is not None and not attendee.get("JoinToken"):
+                attendee = None
+        if attendee is None:
+            attendee = self._chime.create_attendee(meeting_id, external_user_id(caller.user_id))
+        if attendee["AttendeeId"] != row["caller_attendee_id"]:
+            self._sessions.record_attendees(
+                session_id=row["session_id"],
+                records=[AttendeeRecord(caller.user_id, attendee["AttendeeId"], attendee["ExternalUserId"])],
+                added_by=None,
+                audit=AuditEntry(
+                    caller.user_id, action, appointment.id, appointment.patient_id, meeting_id, request_id
+                ),
+            )
+        else:
+            self._sessions.audit(
+                AuditEntry(
+                    caller.user_id,
+                    action,
+                    appointment.id,
+                    appointment.patient_id,
+                    meeting_id,
+                    request_id,
+                    details={"rejoin": True},
+                ),
+                session_id=row["session_id"],
+            )
+        self._count_join(started)
+        return MeetingJoin(
+            meeting=_meeting_object(row),
+            attendee=attendee,
+            session_id=row["session_id"],
+            recording_enabled=row["recording_enabled"],
+            transcription_enabled=row["transcription_enabled"],
+        )
+
+    def _mark_gone(self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None) -> None:
+        self._sessions.end_session(
+            session_id=row["session_id"],
+            ended_by=None,
+            audit=AuditEntry(
+                caller.user_id,
+                "meeting.auto_ended",
+                appointment.id,
+                appointment.patient_id,
+                row["meeting_id"],
+                request_id,
+            ),
+        )
+        metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
+
+    # --- batch-join ----------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def add_attendees(
+        self, firebase_uid: str, meeting_id: str, user_ids: Sequence[str], request_id: str | None
+    ) -> BatchJoinResult:
+        row = self._sessions.meeting_context(firebase_uid, meeting_id)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: authorize_add_attendees(
+                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
+            ),
+            caller, "meeting.add_attendees", None, meeting_id, request_id, row,
+        )  # fmt: skip
+        if row["session_status"] != "active":
+            raise MeetingEnded()
+        result = BatchJoinResult(meeting_id=meeting_id)
+        valid_ids = []
+        for user_id in user_ids:
+            try:
+                valid_ids.append(str(uuid.UUID(user_id)))
+            except ValueError:
+                result.errors.append(_user_error(user_id, "user_not_found", "No registered user has this id."))
+        known = (
+            {r["user_id"]: r for r in self._sessions.users_for_batch(row["session_id"], valid_ids)} if valid_ids else {}
+        )
+        to_create: dict[str, str] = {}  # ExternalUserId -> user id
+        for user_id in valid_ids:
+            user = known.get(user_id)
+            if user is None:
+                result.errors.append(_user_error(user_id, "user_not_found", "No registered user has this id."))
+            elif user["attendee_id"]:
+                result.attendees.append({
+                    "userId": user_id,
+                    "attendee": {"AttendeeId": user["attendee_id"], "ExternalUserId": user["external_user_id"]},
+                    "alreadyAdded": True,
+                })  # fmt: skip
+            else:
+                to_create[external_user_id(user_id)] = user_id
+        try:
+            batch = self._chime.batch_create_attendees(meeting_id, list(to_create))
+        except ChimeMeetingGone:
+            self._mark_gone(caller, appointment, row, request_id)
+            raise MeetingEnded() from None
+        records = []
+        for attendee in batch.attendees:
+            user_id = to_create[attendee["ExternalUserId"]]
+            records.append(AttendeeRecord(user_id, attendee["AttendeeId"], attendee["ExternalUserId"]))
+            result.attendees.append({"userId": user_id, "attendee": attendee, "alreadyAdded": False})
+        for error in batch.errors:
+            code = error.get("ErrorCode") or "chime_error"
+            result.errors.append(_user_error(
+                to_create.get(error["ExternalUserId"], ""), "attendee_not_added",
+                f"The video service did not add this user ({code}).",
+            ))  # fmt: skip
+        self._sessions.record_attendees(
+            session_id=row["session_id"],
+            records=records,
+            added_by=caller.user_id,
+            audit=AuditEntry(
+                caller.user_id,
+                "meeting.add_attendees",
+                appointment.id,
+                appointment.patient_id,
+                meeting_id,
+                request_id,
+                details={"added_user_ids": [r.user_id for r in records], "failed": len(result.errors)},
+            ),
+        )
+        metrics.add_metric(name="AttendeesAdded", unit=MetricUnit.Count, value=len(records))
+        if result.errors:
+            count_failure("batch_join_partial")
+        return result
+
+    # --- end ---------------------------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def end_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> EndResult:
+        row = self._sessions.meeting_context(firebase_uid, meeting_id)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: authorize_end(
+                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
+            ),
+            caller, "meeting.end", None, meeting_id, request_id, row,
+        )  # fmt: skip
+        if row["session_status"] == "failed":
+            raise MeetingEnded()
+        already_ended = row["session_status"] == "ended"
+        if not already_ended:
+            self._chime.delete_meeting(meeting_id)
+        ended = self._sessions.end_session(
+            session_id=row["session_id"],
+            ended_by=caller.user_id,
+            audit=AuditEntry(
+                caller.user_id,
+                "meeting.end",
+                appointment.id,
+                appointment.patient_id,
+                meeting_id,
+                request_id,
+                details={"already_ended": already_ended},
+            ),
+        )
+        assert ended is not None
+        if not already_ended:
+            metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
+            logger.info("meeting ended", extra={"meeting_id": meeting_id, "session_id": row["session_id"]})
+        return EndResult(meeting_id=meeting_id, ended_at=ended["ended_at"].isoformat(), already_ended=already_ended)
+
+    # --- view --------------------------------------------------------------------------------------
+    def get_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> SessionState:
+        row = self._sessions.meeting_context(firebase_uid, meeting_id, with_attendees=True)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: authorize_join(caller, _appointment(row), was_added=bool(row["caller_was_added"])),
+            caller, "meeting.view", None, meeting_id, request_id, row,
+        )  # fmt: skip
+        self._sessions.audit(
+            AuditEntry(caller.user_id, "meeting.view", appointment.id, appointment.patient_id, meeting_id, request_id),
+            session_id=row["session_id"],
+        )
+        return SessionState(
+            session_id=row["session_id"],
+            meeting_id=meeting_id,
+            appointment_id=appointment.id,
+            status=row["session_status"],
+            recording_enabled=row["recording_enabled"],
+            transcription_enabled=row["transcription_enabled"],
+            transcription_language=row["transcription_language"],
+            created_at=row["created_at"].isoformat(),
+            ended_at=row["ended_at"].isoformat() if row["ended_at"] else None,
+            attendees=row["attendees"],
+        )
+
+    # --- shared --------------------------------------------------------------------------------------
+    def _authorized(
+        self, decide: Any, caller: Caller, action: str, appointment_id: str | None, meeting_id: str | None,
+        request_id: str | None, row: Row,
+    ) -> Appointment:  # fmt: skip
+        """Apply a policy decision; a denial is written to the audit trail before it is answered."""
+        try:
+            appointment: Appointment = decide()
+            return appointment
+        except DomainError as denial:
+            known = _appointment(row)
+            self._sessions.audit(
+                AuditEntry(
+                    caller.user_id, action, appointment_id or (known.id if known else None),
+                    known.patient_id if known else None, meeting_id, request_id, outcome="denied",
+                    details={"reason": denial.code},
+                ),
+                session_id=row.get("session_id"),
+            )  # fmt: skip
+            count_failure(f"denied_{denial.code}")
+            raise
+
+    @staticmethod
+    def _count_join(started: float) -> None:
+        metrics.add_metric(name="Joins", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="JoinLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+
+
+def _user_error(user_id: str, code: str, message: str) -> dict[str, str]:
+    return {"userId": user_id, "code": code, "message": message}

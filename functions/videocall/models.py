@@ -1,0 +1,142 @@
+"""The API's request and response bodies (Pydantic), shared by the routes and the OpenAPI document.
+
+Requests are strict: a string where a boolean belongs is a 400, not a silent conversion.
+Response bodies keep Chime's own PascalCase `meeting` / `attendee` objects untouched, because the
+app passes them straight to amazon-chime-sdk-js `new MeetingSessionConfiguration(meeting, attendee)`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+AppointmentId = Annotated[str, Field(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
+GUID_PATTERN = r"^[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}$"
+MeetingId = Annotated[str, Field(pattern=GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
+UserId = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_BATCH_USERS = 250
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class CreateMeetingBody(_Body):
+    appointmentId: AppointmentId
+    enableRecording: StrictBool = False
+    enableTranscription: StrictBool = False
+    transcriptionLanguage: Annotated[str, Field(min_length=2, max_length=16)] = "en-US"
+
+
+class AddAttendeesBody(_Body):
+    userIds: Annotated[list[UserId], Field(min_length=1, max_length=MAX_BATCH_USERS)]
+
+    @field_validator("userIds")
+    @classmethod
+    def _no_duplicates(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("userIds has duplicates")
+        return value
+
+
+# --- the old single-endpoint contract: POST /chime-meeting-token {"action": ...} -------------------
+class LegacyCreate(CreateMeetingBody):
+    action: Literal["create"]
+
+
+class LegacyJoin(_Body):
+    action: Literal["join"]
+    meetingId: MeetingId
+
+
+class LegacyBatchJoin(AddAttendeesBody):
+    action: Literal["batch-join"]
+    meetingId: MeetingId
+
+
+class LegacyEnd(_Body):
+    action: Literal["end"]
+    meetingId: MeetingId
+
+
+LegacyRequest = Annotated[LegacyCreate | LegacyJoin | LegacyBatchJoin | LegacyEnd, Field(discriminator="action")]
+
+
+# --- responses ------------------------------------------------------------------------------------
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChimeMeeting(_Open):
+    MeetingId: str
+    ExternalMeetingId: str
+    MediaRegion: str
+    MediaPlacement: dict[str, str]
+    MeetingFeatures: dict[str, Any] | None = None
+
+
+class ChimeAttendee(_Open):
+    AttendeeId: str
+    ExternalUserId: str
+    JoinToken: str | None = Field(None, description="A credential: absent for users added earlier (they join)")
+
+
+class MeetingJoinResponse(BaseModel):
+    meeting: ChimeMeeting
+    attendee: ChimeAttendee
+    recordingEnabled: bool | None = Field(None, description="create only")
+    transcriptionEnabled: bool | None = Field(None, description="create only")
+
+
+class AddedAttendee(BaseModel):
+    userId: str
+    attendee: ChimeAttendee
+    alreadyAdded: bool
+
+
+class UserError(BaseModel):
+    userId: str
+    code: str
+    message: str
+
+
+class AddAttendeesResponse(BaseModel):
+    meetingId: str
+    attendees: list[AddedAttendee]
+    errors: list[UserError]
+
+
+class EndMeetingResponse(BaseModel):
+    meetingId: str
+    ended: Literal[True]
+    endedAt: str
+    alreadyEnded: bool
+
+
+class SessionAttendee(BaseModel):
+    userId: str
+    attendeeId: str
+    addedAt: str
+
+
+class MeetingStateResponse(BaseModel):
+    meetingId: str
+    appointmentId: str
+    status: Literal["active", "ended", "failed"]
+    recordingEnabled: bool
+    transcriptionEnabled: bool
+    transcriptionLanguage: str | None
+    createdAt: str
+    endedAt: str | None
+    attendees: list[SessionAttendee]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

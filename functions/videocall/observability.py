@@ -1,0 +1,40 @@
+"""The logger, tracer and metrics singletons every module shares.
+
+Never log a request body, a header, an ID token, a JoinToken, a name, transcript or chat text.
+Log identifiers (meeting id, appointment id, user id) and outcomes only.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "videocall")
+NAMESPACE = os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Telehealth/VideoCall")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+__all__ = ["MetricUnit", "count_failure", "logger", "metrics", "safe_traceback", "tracer"]
+
+
+def count_failure(cause: str) -> None:
+    """One `Failures` metric with its cause as a dimension (own EMF blob, so dimensions don't leak)."""
+    with single_metric(
+        name="Failures",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="cause", value=cause)
+
+
+def safe_traceback(exc: BaseException) -> list[str]:
+    """Where an unexpected error happened, without its message (messages can carry data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames[-8:]]
