@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import ChimeUnavailable, UpstreamError
 from .observability import count_failure, logger, tracer
@@ -166,6 +166,10 @@ class ChimeGateway:
                     self._sleep(delay)
                     continue
                 raise self._translate(operation, exc, code) from None
+            except BotoCoreError as exc:  # connection errors, timeouts: no answer from Chime
+                logger.warning("chime unreachable", extra={"operation": operation, "error_type": type(exc).__name__})
+                count_failure("chime_unreachable")
+                raise ChimeUnavailable() from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod

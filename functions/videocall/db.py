@@ -70,6 +70,15 @@ class Database:
             self.round_trips += 1
             return conn.execute(sql, params).fetchone()
 
+    def read_one(self, sql: str, params: Any = None) -> Row | None:
+        """fetch_one for a read-only statement: if the reused connection turns out to be dead (the
+        usual state after a long freeze of the execution environment), reconnect and read once more
+        instead of failing the request."""
+        try:
+            return self.fetch_one(sql, params)
+        except DatabaseUnavailable:
+            return self.fetch_one(sql, params)
+
     def fetch_all(self, sql: str, params: Any = None) -> list[Row]:
         with self._guard() as conn:
             self.round_trips += 1

@@ -102,7 +102,7 @@ class SessionRepository:
 
     # --- reads: the caller, what the action is about, and the caller's place in it ------------
     def appointment_context(self, firebase_uid: str, appointment_id: str) -> Row | None:
-        return self._db.fetch_one(
+        return self._db.read_one(
             f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS}
                   FROM users u
                   LEFT JOIN appointments a ON a.id = %(appointment_id)s
@@ -114,7 +114,7 @@ class SessionRepository:
         )
 
     def meeting_context(self, firebase_uid: str, meeting_id: str, *, with_attendees: bool = False) -> Row | None:
-        return self._db.fetch_one(
+        return self._db.read_one(
             f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS} {_ATTENDEES_JSON if with_attendees else ""}
                   FROM users u
                   LEFT JOIN video_call_sessions s ON s.meeting_id = %(meeting_id)s

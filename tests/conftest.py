@@ -1,0 +1,254 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or DATABASE_URL), the Chime emulator, and an API client
+that sends API Gateway REST proxy events through the same Lambda entry point AWS calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Before any videocall import: settings and Powertools read these.
+os.environ.update(
+    {
+        "STAGE": "test",
+        "FIREBASE_PROJECT_ID": "videocall-test",
+        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+        "CHIME_BACKEND": "emulator",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "videocall",
+        "POWERTOOLS_METRICS_NAMESPACE": "Telehealth/VideoCall",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+)
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from videocall.chime_emulator import ChimeEmulator
+from videocall.db import Database
+from videocall.devtools import emulator_id_token
+from videocall.http import build_resolver, make_lambda_handler
+from videocall.local import LambdaContextStub, rest_event
+from videocall.migrate import apply_migrations
+from videocall.runtime import Runtime, build_runtime, use_runtime
+from videocall.settings import Settings
+
+PROJECT = "videocall-test"
+TABLES = "audit_events, meeting_attendees, video_call_sessions, appointments, users"
+
+
+def _server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _server_url(tmp_path_factory)
+
+
+def _with_dbname(url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
+
+
+@pytest.fixture
+def fresh_database(server_url: str) -> Iterator[str]:
+    """An empty database of its own (never touches what DATABASE_URL points at)."""
+    name = f"videocall_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_dbname(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"videocall_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_dbname(server_url, name)
+    apply_migrations(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> str:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    return database_url
+
+
+@pytest.fixture
+def settings(clean_db: str) -> Settings:
+    return Settings.from_env({**os.environ, "DATABASE_URL": clean_db})
+
+
+@pytest.fixture
+def emulator() -> ChimeEmulator:
+    return ChimeEmulator()
+
+
+def make_runtime(settings: Settings, emulator: ChimeEmulator) -> Runtime:
+    rt = build_runtime(settings, chime_client=emulator)
+    rt.chime._sleep = lambda _seconds: None  # throttling backoff without waiting
+    return rt
+
+
+@pytest.fixture
+def runtime(settings: Settings, emulator: ChimeEmulator) -> Iterator[Runtime]:
+    rt = make_runtime(settings, emulator)
+    use_runtime(rt)
+    yield rt
+    use_runtime(None)
+    rt.db.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("error", {}).get("code") if isinstance(self.body, dict) else None
+
+
+class Api:
+    """Calls the API the way API Gateway does: a REST proxy event into the Lambda entry point."""
+
+    def __init__(self) -> None:
+        self._handler = make_lambda_handler(build_resolver())
+
+    def call(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None, raw: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:  # fmt: skip
+        h = {"content-type": "application/json", **(headers or {})}
+        if token is not None:
+            h["x-firebase-token"] = token
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        result = self._handler(rest_event(method, path, h, payload), LambdaContextStub())  # type: ignore[arg-type]
+        headers_out = {k: v[0] for k, v in (result.get("multiValueHeaders") or {}).items()}
+        headers_out.update(result.get("headers") or {})
+        text = result.get("body") or ""
+        return Reply(result["statusCode"], json.loads(text) if text else None, headers_out)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.call("POST", path, body, **kw)
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.call("GET", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Reply:
+        return self.call("DELETE", path, **kw)
+
+    def legacy(self, body: Any, **kw: Any) -> Reply:
+        return self.call("POST", "/chime-meeting-token", body, **kw)
+
+
+@pytest.fixture
+def api(runtime: Runtime) -> Api:
+    return Api()
+
+
+@dataclass
+class Person:
+    id: str
+    firebase_uid: str
+    role: str
+    name: str
+    token: str
+
+
+@dataclass
+class World:
+    provider: Person
+    patient: Person
+    nurse: Person
+    interpreter: Person
+    outsider: Person
+    appointment_id: str = "appt_123"
+
+    @property
+    def people(self) -> list[Person]:
+        return [self.provider, self.patient, self.nurse, self.interpreter, self.outsider]
+
+
+def add_user(conn: psycopg.Connection[Any], uid: str, role: str, name: str) -> Person:
+    row = conn.execute(
+        "INSERT INTO users (firebase_uid, role, display_name) VALUES (%s, %s, %s) RETURNING id::text",
+        (uid, role, name),
+    ).fetchone()
+    assert row is not None
+    return Person(row[0], uid, role, name, emulator_id_token(uid, PROJECT))
+
+
+def add_appointment(
+    conn: psycopg.Connection[Any], appointment_id: str, provider: Person, patient: Person,
+    *, video: bool = True, status: str = "scheduled",
+) -> None:  # fmt: skip
+    conn.execute(
+        "INSERT INTO appointments (id, provider_id, patient_id, video_enabled, scheduled_at, status)"
+        " VALUES (%s, %s, %s, %s, now(), %s)",
+        (appointment_id, provider.id, patient.id, video, status),
+    )
+
+
+@pytest.fixture
+def world(clean_db: str) -> World:
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        w = World(
+            provider=add_user(conn, "fb-dr-lee", "provider", "Dr Avery Lee"),
+            patient=add_user(conn, "fb-pat-kim", "patient", "Samantha Kimberly"),
+            nurse=add_user(conn, "fb-nurse-ode", "provider", "Nurse Obioma Ode"),
+            interpreter=add_user(conn, "fb-interp-ruiz", "provider", "Interpreter Ramona Ruiz"),
+            outsider=add_user(conn, "fb-other", "patient", "Jolene Outsider"),
+        )
+        add_appointment(conn, w.appointment_id, w.provider, w.patient)
+    return w
+
+
+def query(url: str, statement: str, params: Any = None) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def create_body(appointment_id: str = "appt_123", **extra: Any) -> dict[str, Any]:
+    return {
+        "action": "create",
+        "appointmentId": appointment_id,
+        "enableRecording": True,
+        "enableTranscription": True,
+        "transcriptionLanguage": "en-US",
+        **extra,
+    }
+
+
+__all__ = ["Api", "Database", "Person", "Reply", "World", "create_body", "make_runtime", "query"]
