@@ -14,6 +14,7 @@ Choices where the service is not documented (so the code above it must work eith
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 
 import botocore.session
 from botocore.exceptions import ClientError, ParamValidationError
-from botocore.model import ServiceModel
+from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from .chime import MAX_ATTENDEES_PER_BATCH, MAX_ATTENDEES_PER_MEETING
@@ -50,6 +51,34 @@ def _client_error(operation: str, code: str, message: str, headers: dict[str, st
         },
         operation,
     )
+
+
+def _server_side_problem(shape: Shape, value: Any, path: str) -> str | None:
+    """What the service checks and botocore's client-side validator does not: patterns, maxima, enums."""
+    meta = shape.metadata
+    if shape.type_name == "structure" and isinstance(value, dict):
+        assert isinstance(shape, StructureShape)
+        for name, member in shape.members.items():
+            if name in value:
+                problem = _server_side_problem(member, value[name], f"{path}.{name}")
+                if problem:
+                    return problem
+    elif shape.type_name == "list" and isinstance(value, list):
+        assert isinstance(shape, ListShape)
+        if "max" in meta and len(value) > meta["max"]:
+            return f"{path} has more than {meta['max']} items"
+        for i, item in enumerate(value):
+            problem = _server_side_problem(shape.member, item, f"{path}[{i}]")
+            if problem:
+                return problem
+    elif shape.type_name == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            return f"{path} must be one of {shape.enum}"
+        if "max" in meta and len(value) > meta["max"]:
+            return f"{path} is longer than {meta['max']}"
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            return f"{path} does not match {meta['pattern']}"
+    return None
 
 
 class ChimeEmulator:
@@ -102,9 +131,7 @@ class ChimeEmulator:
     def batch_create_attendee(self, **params: Any) -> dict[str, Any]:
         self._check("BatchCreateAttendee", params)
         items = params["Attendees"]
-        if len(items) > MAX_ATTENDEES_PER_BATCH:
-            # The model says max 100; botocore's validator does not check maxima, the service does.
-            raise _client_error("BatchCreateAttendee", "BadRequestException", "Attendees has more than 100 items")
+        assert len(items) <= MAX_ATTENDEES_PER_BATCH  # the model's max, checked by _check
         with self._lock:
             self._meeting("BatchCreateAttendee", params["MeetingId"])
             attendees = self._attendees[params["MeetingId"]]
@@ -166,6 +193,9 @@ class ChimeEmulator:
             raise _client_error(operation, "BadRequestException", str(exc)) from None
         if report.has_errors():
             raise _client_error(operation, "BadRequestException", report.generate_report())
+        problem = _server_side_problem(input_shape, params, "")
+        if problem:
+            raise _client_error(operation, "BadRequestException", problem)
 
     def _meeting(self, operation: str, meeting_id: str) -> dict[str, Any]:
         meeting = self._meetings.get(meeting_id)

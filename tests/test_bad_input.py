@@ -1,0 +1,90 @@
+"""Bad input gets a clear 4xx with {"error": {"code", "message"}}: never a 500, a stack trace, or an echo."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from conftest import Api, World, create_body, query
+
+from videocall.chime_emulator import ChimeEmulator
+
+MEETING = "11111111-2222-3333-4444-555555555555"
+
+
+def assert_error(reply, status: int, code: str) -> None:
+    assert reply.status == status, reply.body
+    assert set(reply.body) == {"error"}
+    assert reply.body["error"]["code"] == code
+    assert isinstance(reply.body["error"]["message"], str) and reply.body["error"]["message"]
+    assert "Traceback" not in json.dumps(reply.body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('{"action": "create", "appointmentId": ', "malformed_json"),
+        ("not json at all", "malformed_json"),
+        ('{"action": "teleport", "meetingId": "x"}', "unknown_action"),
+        ('{"meetingId": "x"}', "unknown_action"),
+        ("[]", "invalid_request"),
+        ('"create"', "invalid_request"),
+        ("null", "invalid_request"),
+        ('{"action": "create"}', "invalid_request"),
+        ('{"action": "create", "appointmentId": 123}', "invalid_request"),
+        ('{"action": "create", "appointmentId": "appt_123", "enableRecording": "yes"}', "invalid_request"),
+        ('{"action": "create", "appointmentId": "appt 123; drop table"}', "invalid_request"),
+        ('{"action": "join"}', "invalid_request"),
+        ('{"action": "join", "meetingId": "not-a-guid"}', "invalid_request"),
+        ('{"action": "end", "meetingId": 42}', "invalid_request"),
+        ('{"action": "batch-join", "meetingId": "' + MEETING + '", "userIds": "u1"}', "invalid_request"),
+        ('{"action": "batch-join", "meetingId": "' + MEETING + '", "userIds": []}', "invalid_request"),
+        ('{"action": "batch-join", "meetingId": "' + MEETING + '", "userIds": ["a", "a"]}', "invalid_request"),
+        ('{"action": "batch-join", "meetingId": "' + MEETING + '", "userIds": [1, 2]}', "invalid_request"),
+    ],
+)
+def test_legacy_endpoint_rejects_bad_bodies(api: Api, world: World, raw: str, code: str):
+    assert_error(api.legacy(None, raw=raw, token=world.provider.token), 400, code)
+
+
+def test_more_than_250_user_ids_is_400(api: Api, world: World):
+    body = {"action": "batch-join", "meetingId": MEETING, "userIds": [str(uuid.uuid4()) for _ in range(251)]}
+    reply = api.legacy(body, token=world.provider.token)
+    assert_error(reply, 400, "invalid_request")
+    assert "userIds" in reply.body["error"]["message"]
+
+
+def test_huge_body_is_413_before_parsing(api: Api, world: World):
+    raw = json.dumps(create_body(padding="x" * 200_000))
+    assert_error(api.legacy(None, raw=raw, token=world.provider.token), 413, "body_too_large")
+
+
+def test_errors_do_not_echo_what_was_sent(api: Api, world: World):
+    secret = "Patient Jane Doe, DOB 1970-01-01"
+    reply = api.legacy({"action": "create", "appointmentId": secret}, token=world.provider.token)
+    assert reply.status == 400 and secret not in json.dumps(reply.body)
+
+
+def test_rest_routes_reject_bad_input(api: Api, world: World):
+    assert_error(api.post("/meetings", {"appointmentId": 5}, token=world.provider.token), 400, "invalid_request")
+    assert_error(api.post("/meetings/nope/attendees", token=world.provider.token), 400, "invalid_request")
+    assert_error(api.get("/meetings/nope", token=world.provider.token), 400, "invalid_request")
+    assert_error(api.call("PUT", "/meetings", {}, token=world.provider.token), 404, "route_not_found")
+    assert_error(api.get("/nowhere", token=world.provider.token), 404, "route_not_found")
+
+
+def test_bad_input_writes_nothing(api: Api, world: World, emulator: ChimeEmulator, clean_db: str):
+    api.legacy(create_body(transcriptionLanguage="es-ES"), token=world.provider.token)
+    api.legacy({"action": "create", "appointmentId": "appt_123", "enableRecording": "yes"}, token=world.provider.token)
+    assert emulator.meeting_count == 0
+    assert query(clean_db, "SELECT count(*) AS n FROM video_call_sessions")[0]["n"] == 0
+
+
+def test_content_type_is_not_required_to_be_json(api: Api, world: World):
+    """The old endpoint read the body as JSON whatever the header said (curl -d sends form encoding)."""
+    reply = api.call(
+        "POST", "/chime-meeting-token", create_body(), token=world.provider.token,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert reply.status == 200
