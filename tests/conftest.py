@@ -18,6 +18,7 @@ os.environ.update(
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
         "CHIME_BACKEND": "emulator",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "false",
         "POWERTOOLS_SERVICE_NAME": "videocall",
         "POWERTOOLS_METRICS_NAMESPACE": "Telehealth/VideoCall",
         "AWS_DEFAULT_REGION": "eu-central-1",
@@ -29,7 +30,6 @@ os.environ.update(
 import psycopg
 import pytest
 from psycopg import sql
-
 from videocall.chime_emulator import ChimeEmulator
 from videocall.db import Database
 from videocall.devtools import emulator_id_token

@@ -19,7 +19,6 @@ from cryptography.x509.oid import NameOID
 from firebase_admin._token_gen import ID_TOKEN_CERT_URI
 from google.auth import crypt
 from google.auth import jwt as google_jwt
-
 from videocall.auth import FirebaseAuthenticator, extract_token
 from videocall.devtools import emulator_id_token
 from videocall.errors import TokenExpired, TokenInvalid, TokenMalformed, TokenMissing

@@ -11,7 +11,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-
 from videocall.chime import ATTENDEE_CAPABILITIES, ChimeGateway, ChimeMeetingGone
 from videocall.chime_emulator import ChimeEmulator
 from videocall.errors import ChimeUnavailable, UpstreamError
@@ -97,7 +96,11 @@ def test_throttling_that_persists_becomes_503(stubbed):
 def test_service_unavailable_is_503_with_chimes_retry_after(stubbed):
     gateway, stubber, sleeps = stubbed
     stubber.add_client_error(
-        "create_meeting", "ServiceUnavailableException", "down", 503, response_meta={"HTTPHeaders": {"retry-after": "7"}}
+        "create_meeting",
+        "ServiceUnavailableException",
+        "down",
+        503,
+        response_meta={"HTTPHeaders": {"retry-after": "7"}},
     )
     with pytest.raises(ChimeUnavailable) as caught:
         gateway.create_meeting(client_request_token="tok-1", external_meeting_id="appt_123")
@@ -201,7 +204,10 @@ def test_emulator_responses_match_the_service_model():
     ("operation", "params"),
     [
         ("create_meeting", {"ClientRequestToken": "t", "ExternalMeetingId": "appt_1", "MediaRegion": "eu-central-1"}),
-        ("create_meeting", {"ClientRequestToken": "bad token!", "ExternalMeetingId": "a1", "MediaRegion": "eu-central-1"}),
+        (
+            "create_meeting",
+            {"ClientRequestToken": "bad token!", "ExternalMeetingId": "a1", "MediaRegion": "eu-central-1"},
+        ),
         ("create_meeting", {"ExternalMeetingId": "appt_1", "MediaRegion": "eu-central-1"}),
         ("create_attendee", {"MeetingId": MEETING_ID, "ExternalUserId": "u"}),
         ("create_attendee", {"MeetingId": MEETING_ID, "ExternalUserId": "u_1", "Capabilities": {"Audio": "Loud"}}),
@@ -221,12 +227,16 @@ def test_emulator_limits_and_lifecycle():
     assert again["Meeting"]["MeetingId"] == meeting_id and emulator.meeting_count == 1
 
     with pytest.raises(ClientError, match="BadRequest"):
-        emulator.batch_create_attendee(MeetingId=meeting_id, Attendees=[{"ExternalUserId": f"u_{i}"} for i in range(101)])
+        emulator.batch_create_attendee(
+            MeetingId=meeting_id, Attendees=[{"ExternalUserId": f"u_{i}"} for i in range(101)]
+        )
     for start in (0, 100):
         emulator.batch_create_attendee(
             MeetingId=meeting_id, Attendees=[{"ExternalUserId": f"u_{i}"} for i in range(start, start + 100)]
         )
-    emulator.batch_create_attendee(MeetingId=meeting_id, Attendees=[{"ExternalUserId": f"u_{i}"} for i in range(200, 250)])
+    emulator.batch_create_attendee(
+        MeetingId=meeting_id, Attendees=[{"ExternalUserId": f"u_{i}"} for i in range(200, 250)]
+    )
     with pytest.raises(ClientError, match="LimitExceeded"):
         emulator.create_attendee(MeetingId=meeting_id, ExternalUserId="u_251")
 

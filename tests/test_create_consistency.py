@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import Api, World, create_body, make_runtime, query
-
 from videocall.chime_emulator import ChimeEmulator
 from videocall.errors import DatabaseUnavailable
 from videocall.meetings import CreateMeetingCommand

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from conftest import Api, World, create_body, query
-
 from videocall.chime_emulator import ChimeEmulator
 from videocall.runtime import Runtime
 
@@ -17,10 +16,10 @@ ATTENDEE_KEYS = {"AttendeeId", "ExternalUserId", "JoinToken"}
 
 
 def assert_joinable(body: dict) -> None:
-    assert MEETING_KEYS <= body["meeting"].keys()
-    assert PLACEMENT_KEYS <= body["meeting"]["MediaPlacement"].keys()
+    assert body["meeting"].keys() >= MEETING_KEYS
+    assert body["meeting"]["MediaPlacement"].keys() >= PLACEMENT_KEYS
     assert all(body["meeting"]["MediaPlacement"][k].startswith(("wss://", "https://", "")) for k in PLACEMENT_KEYS)
-    assert ATTENDEE_KEYS <= body["attendee"].keys()
+    assert body["attendee"].keys() >= ATTENDEE_KEYS
     assert body["attendee"]["JoinToken"]
 
 
@@ -66,7 +65,9 @@ def test_second_user_joins_the_same_meeting(api: Api, world: World, emulator: Ch
 
 def test_session_row_is_written_without_join_tokens(api: Api, world: World, clean_db: str):
     created = api.legacy(create_body(), token=world.provider.token).body
-    joined = api.legacy({"action": "join", "meetingId": created["meeting"]["MeetingId"]}, token=world.patient.token).body
+    joined = api.legacy(
+        {"action": "join", "meetingId": created["meeting"]["MeetingId"]}, token=world.patient.token
+    ).body
 
     (row,) = query(clean_db, "SELECT *, row_to_json(s)::text AS whole FROM video_call_sessions s")
     assert row["status"] == "active"
@@ -114,7 +115,9 @@ def test_batch_join_adds_three_users_and_reports_unknown_ones(
     unknown = str(uuid.uuid4())
     user_ids = [world.nurse.id, world.interpreter.id, world.outsider.id, unknown, "not-a-user"]
 
-    reply = api.legacy({"action": "batch-join", "meetingId": meeting_id, "userIds": user_ids}, token=world.provider.token)
+    reply = api.legacy(
+        {"action": "batch-join", "meetingId": meeting_id, "userIds": user_ids}, token=world.provider.token
+    )
 
     assert reply.status == 200
     added = {a["userId"]: a for a in reply.body["attendees"]}
@@ -174,14 +177,15 @@ def test_patient_ending_is_403_even_as_creator(api: Api, world: World, emulator:
 
 def test_only_provider_or_creator_adds_attendees(api: Api, world: World):
     meeting_id = api.legacy(create_body(), token=world.provider.token).body["meeting"]["MeetingId"]
-    reply = api.post(f"/meetings/{meeting_id}/attendees/batch", {"userIds": [world.nurse.id]}, token=world.patient.token)
+    reply = api.post(
+        f"/meetings/{meeting_id}/attendees/batch", {"userIds": [world.nurse.id]}, token=world.patient.token
+    )
     assert (reply.status, reply.code) == (403, "not_allowed_to_add_attendees")
 
 
 def test_create_needs_video_enabled_and_an_open_appointment(api: Api, world: World, clean_db: str):
-    from conftest import add_appointment
-
     import psycopg
+    from conftest import add_appointment
 
     with psycopg.connect(clean_db, autocommit=True) as conn:
         add_appointment(conn, "appt_novideo", world.provider, world.patient, video=False)
@@ -227,7 +231,9 @@ def test_auto_ended_meeting_join_is_410_and_create_makes_the_next_one(
 
     again = api.legacy(create_body(), token=world.patient.token)
     assert again.status == 200 and again.body["meeting"]["MeetingId"] != old
-    rows = query(clean_db, "SELECT generation, status, client_request_token FROM video_call_sessions ORDER BY generation")
+    rows = query(
+        clean_db, "SELECT generation, status, client_request_token FROM video_call_sessions ORDER BY generation"
+    )
     assert [(r["generation"], r["status"]) for r in rows] == [(1, "ended"), (2, "active")]
     assert rows[0]["client_request_token"] != rows[1]["client_request_token"]
 

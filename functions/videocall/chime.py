@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import ChimeUnavailable, UpstreamError
-from .observability import count_failure, logger, tracer
+from .observability import count_failure, logger
 
 # Chime's own limits (see README "Chime facts").
 MAX_ATTENDEES_PER_BATCH = 100
@@ -77,7 +77,6 @@ class ChimeGateway:
         self.calls = 0  # AWS calls made, retries included: benchmarks and tests read it
 
     # --- meetings -----------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def create_meeting(self, *, client_request_token: str, external_meeting_id: str) -> dict[str, Any]:
         response = self._call(
             "create_meeting",
@@ -88,14 +87,12 @@ class ChimeGateway:
         )
         return response["Meeting"]
 
-    @tracer.capture_method(capture_response=False)
     def delete_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Already gone counts as done."""
         with contextlib.suppress(ChimeMeetingGone):
             self._call("delete_meeting", MeetingId=meeting_id)
 
     # --- attendees ----------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def create_attendee(self, meeting_id: str, external_user_id: str) -> dict[str, Any]:
         response = self._call(
             "create_attendee",
@@ -105,7 +102,6 @@ class ChimeGateway:
         )
         return response["Attendee"]
 
-    @tracer.capture_method(capture_response=False)
     def get_attendee(self, meeting_id: str, attendee_id: str) -> dict[str, Any]:
         try:
             return self._call("get_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)["Attendee"]
@@ -113,12 +109,10 @@ class ChimeGateway:
             # GetAttendee's NotFound does not say whether the meeting or the attendee is gone.
             raise ChimeAttendeeGone() from None
 
-    @tracer.capture_method(capture_response=False)
     def delete_attendee(self, meeting_id: str, attendee_id: str) -> None:
         with contextlib.suppress(ChimeMeetingGone):
             self._call("delete_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)
 
-    @tracer.capture_method(capture_response=False)
     def batch_create_attendees(self, meeting_id: str, external_user_ids: Sequence[str]) -> BatchResult:
         """Add attendees in chunks of 100, the chunks run concurrently; partial failure is reported per user."""
         chunks = [

@@ -38,7 +38,7 @@ from .errors import (
     UnsupportedTranscriptionLanguage,
     UserNotRegistered,
 )
-from .observability import MetricUnit, count_failure, logger, metrics, tracer
+from .observability import MetricUnit, count_failure, logger, metrics
 from .policy import (
     Appointment,
     Caller,
@@ -159,7 +159,6 @@ class MeetingService:
         self._chime = chime
 
     # --- create ------------------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def create_meeting(self, firebase_uid: str, command: CreateMeetingCommand, request_id: str | None) -> MeetingJoin:
         check_transcription_language(command)
         row = self._sessions.appointment_context(firebase_uid, command.appointment_id)
@@ -283,7 +282,6 @@ class MeetingService:
             self._chime.delete_meeting(meeting_id)
 
     # --- join --------------------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def join_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> MeetingJoin:
         row = self._sessions.meeting_context(firebase_uid, meeting_id)
         caller = _caller(row)
@@ -364,7 +362,6 @@ class MeetingService:
         metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
 
     # --- batch-join ----------------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def add_attendees(
         self, firebase_uid: str, meeting_id: str, user_ids: Sequence[str], request_id: str | None
     ) -> BatchJoinResult:
@@ -438,7 +435,6 @@ class MeetingService:
         return result
 
     # --- end ---------------------------------------------------------------------------------------
-    @tracer.capture_method(capture_response=False)
     def end_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> EndResult:
         row = self._sessions.meeting_context(firebase_uid, meeting_id)
         caller = _caller(row)

@@ -1,5 +1,10 @@
 """The logger, tracer and metrics singletons every module shares.
 
+Tracing: X-Ray segments per invocation (capture_lambda_handler) with the boto3 calls to Chime as
+subsegments (the X-Ray SDK patches botocore). Domain methods are deliberately not wrapped in
+tracer.capture_method: it logs every exception with its traceback and message, and a 4xx is an
+exception in the domain.
+
 Never log a request body, a header, an ID token, a JoinToken, a name, transcript or chat text.
 Log identifiers (meeting id, appointment id, user id) and outcomes only.
 """

@@ -1,0 +1,119 @@
+"""The local stack as a developer uses it: `videocall serve` over real HTTP, the seed and token
+commands, the committed OpenAPI document, and one Lambda function per route."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Api, World, create_body
+from videocall import cli
+from videocall.local import LambdaContextStub, make_server, rest_event
+from videocall.routes import ROUTES
+from videocall.runtime import Runtime
+
+SEED_FILE = Path(__file__).resolve().parents[1] / "dev" / "seed.json"
+
+
+@pytest.fixture
+def server(runtime: Runtime) -> Iterator[str]:
+    httpd = make_server(0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def http(base: str, method: str, path: str, token: str | None = None, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    if token:
+        request.add_header("x-firebase-token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_readme_flow_over_http(server: str, capsys: pytest.CaptureFixture[str], monkeypatch, clean_db: str):
+    """seed -> create -> join -> batch-join -> end, as the README's curl walk-through does it."""
+    monkeypatch.setenv("DATABASE_URL", clean_db)
+    assert cli.main(["dev", "seed", str(SEED_FILE)]) == 0
+    people = {p["key"]: p for p in json.loads(capsys.readouterr().out)}
+    dr, pat = people["dr_lee"], people["pat_kim"]
+
+    status, created = http(server, "POST", "/chime-meeting-token", dr["token"], create_body())
+    assert status == 200 and created["attendee"]["JoinToken"]
+    meeting_id = created["meeting"]["MeetingId"]
+    status, joined = http(
+        server, "POST", "/chime-meeting-token", pat["token"], {"action": "join", "meetingId": meeting_id}
+    )
+    assert status == 200 and joined["meeting"]["MeetingId"] == meeting_id
+    status, batch = http(server, "POST", "/chime-meeting-token", dr["token"], {
+        "action": "batch-join", "meetingId": meeting_id,
+        "userIds": [people["nurse_ode"]["id"], people["interp_ruiz"]["id"], people["pat_other"]["id"]],
+    })  # fmt: skip
+    assert status == 200 and len(batch["attendees"]) == 3 and batch["errors"] == []
+    status, state = http(server, "GET", f"/meetings/{meeting_id}", pat["token"])
+    assert status == 200 and len(state["attendees"]) == 5
+    status, refused = http(
+        server, "POST", "/chime-meeting-token", pat["token"], {"action": "end", "meetingId": meeting_id}
+    )
+    assert status == 403 and refused["error"]["code"] == "not_allowed_to_end"
+    status, ended = http(server, "DELETE", f"/meetings/{meeting_id}", dr["token"])
+    assert status == 200 and ended["ended"] is True
+    status, missing = http(server, "POST", "/chime-meeting-token", None, {"action": "end", "meetingId": meeting_id})
+    assert status == 401 and missing["error"]["code"] == "token_missing"
+
+
+def test_seeding_twice_is_idempotent(capsys: pytest.CaptureFixture[str], monkeypatch, clean_db: str):
+    monkeypatch.setenv("DATABASE_URL", clean_db)
+    cli.main(["dev", "seed", str(SEED_FILE)])
+    first = json.loads(capsys.readouterr().out)
+    cli.main(["dev", "seed", str(SEED_FILE)])
+    second = json.loads(capsys.readouterr().out)
+    assert [p["id"] for p in first] == [p["id"] for p in second]
+    assert {p["role"] for p in first} == {"provider", "patient"}
+
+
+def test_dev_token_is_accepted_by_the_api(api: Api, world: World, capsys: pytest.CaptureFixture[str]):
+    assert cli.main(["dev", "token", world.provider.firebase_uid]) == 0
+    token = capsys.readouterr().out.strip()
+    assert api.legacy(create_body(), token=token).status == 200
+
+
+def test_committed_openapi_document_is_current():
+    assert cli.OPENAPI_FILE.read_text() == cli.openapi_document(), "run `videocall openapi` and commit openapi.json"
+    document = json.loads(cli.OPENAPI_FILE.read_text())
+    for route in ROUTES:
+        assert route.method.lower() in document["paths"][route.path], route.name
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_each_route_has_its_own_lambda_handler_that_serves_only_it(route, runtime: Runtime):
+    module = import_module(route.module)
+    other = next(r for r in ROUTES if r.path != route.path)
+    path = other.path.replace("{meetingId}", "11111111-2222-3333-4444-555555555555")
+    result = module.handler(rest_event(other.method, path, {}, None), LambdaContextStub())
+    assert result["statusCode"] == 404 and json.loads(result["body"])["error"]["code"] == "route_not_found"
+    own = route.path.replace("{meetingId}", "11111111-2222-3333-4444-555555555555")
+    result = module.handler(rest_event(route.method, own, {}, "{}"), LambdaContextStub())
+    assert result["statusCode"] in (400, 401)  # reached its endpoint: validation or authentication
+
+
+def test_create_through_its_own_function(runtime: Runtime, world: World):
+    from handlers.create_meeting import handler
+
+    event = rest_event("POST", "/meetings", {"x-firebase-token": world.provider.token},
+                       json.dumps({"appointmentId": "appt_123"}))  # fmt: skip
+    result = handler(event, LambdaContextStub())
+    assert result["statusCode"] == 201 and json.loads(result["body"])["attendee"]["JoinToken"]
