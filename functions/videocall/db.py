@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from .errors import DatabaseUnavailable
 from .observability import logger
@@ -27,20 +26,10 @@ class Database:
         self.round_trips = 0
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> Database:
-        def connect() -> psycopg.Connection[Row]:
-            # autocommit: each statement is its own transaction unless wrapped in transaction();
-            # prepare_threshold=None: safe behind RDS Proxy / pgbouncer in transaction mode.
-            return psycopg.connect(
-                url,
-                autocommit=True,
-                row_factory=dict_row,
-                prepare_threshold=None,
-                connect_timeout=5,
-                **kwargs,
-            )
+    def from_url(cls, url: str) -> Database:
+        from .dbauth import CONNECTION_OPTIONS
 
-        return cls(connect)
+        return cls(lambda: psycopg.connect(url, **CONNECTION_OPTIONS))
 
     def connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed or self._conn.broken:

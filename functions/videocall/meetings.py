@@ -495,6 +495,18 @@ class MeetingService:
             attendees=row["attendees"],
         )
 
+    # --- Chime's own events ----------------------------------------------------------------------
+    def record_meeting_ended(self, meeting_id: str, ended_at_ms: int, event_id: str | None) -> bool:
+        """chime:MeetingEnded (DeleteMeeting, auto-end, 24 h): the session is over. Idempotent."""
+        ended = self._sessions.end_session_by_meeting(
+            meeting_id=meeting_id,
+            ended_at_ms=ended_at_ms,
+            audit=AuditEntry(None, "meeting.ended_by_chime", None, None, meeting_id, event_id),
+        )
+        if ended:
+            metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
+        return ended
+
     # --- shared --------------------------------------------------------------------------------------
     def _authorized(
         self, decide: Any, caller: Caller, action: str, appointment_id: str | None, meeting_id: str | None,

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 # Any constant works; this one is "videocall" in ASCII, folded into a bigint.
 ADVISORY_LOCK_ID = 0x766964656F63616C
@@ -58,11 +61,15 @@ def load_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
-def apply_migrations(database_url: str, directory: Path | None = None) -> list[str]:
-    """Apply what is pending; return the names applied (empty when up to date)."""
+def apply_migrations(database: str | Callable[[], psycopg.Connection[Any]], directory: Path | None = None) -> list[str]:
+    """Apply what is pending; return the names applied (empty when up to date).
+
+    `database` is a connection URL or a function returning a new connection (videocall.dbauth)."""
     migrations = load_migrations(directory or default_migrations_dir())
     applied_now: list[str] = []
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    connection = psycopg.connect(database) if isinstance(database, str) else database()
+    with connection as conn:
+        conn.autocommit = True
         conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_ID,))
         try:
             conn.execute(
@@ -72,9 +79,9 @@ def apply_migrations(database_url: str, directory: Path | None = None) -> list[s
                        checksum   text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {
-                row[0]: row[1] for row in conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
-            }
+            done: dict[str, str] = dict(
+                conn.cursor(row_factory=tuple_row).execute("SELECT version, checksum FROM schema_migrations").fetchall()
+            )
             for migration in migrations:
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:

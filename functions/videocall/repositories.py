@@ -281,6 +281,22 @@ class SessionRepository:
             {"session_id": session_id, "ended_by": ended_by, **audit.params()},
         )
 
+    def end_session_by_meeting(self, *, meeting_id: str, ended_at_ms: int, audit: AuditEntry) -> bool:
+        """Chime says the meeting ended: mark its live session ended (no-op when already ended, so
+        repeated, late or out-of-order events change nothing)."""
+        row = self._db.fetch_one(
+            f"""WITH s AS (
+                    UPDATE video_call_sessions
+                       SET status = 'ended', ended_at = coalesce(ended_at, to_timestamp(%(at_ms)s / 1000.0)),
+                           updated_at = now()
+                     WHERE meeting_id = %(meeting_id)s AND status = 'active'
+                    RETURNING id, appointment_id
+                ), {_AUDIT}
+                SELECT count(*) AS n FROM s""",
+            {"at_ms": ended_at_ms, **audit.params(), "meeting_id": meeting_id},
+        )
+        return bool(row and row["n"])
+
     # --- the audit trail alone (reads and denials) ----------------------------------------------------
     def audit(self, entry: AuditEntry, session_id: str | None = None) -> None:
         self._db.execute(

@@ -68,3 +68,25 @@ ROUTES: tuple[Route, ...] = (
 )  # fmt: skip
 
 ROUTES_BY_NAME = {route.name: route for route in ROUTES}
+
+
+@dataclass(frozen=True)
+class EventRoute:
+    """An EventBridge rule on Chime's events and the function that handles them."""
+
+    name: str
+    detail_type: str
+    module: str
+    description: str
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+
+EVENT_ROUTES: tuple[EventRoute, ...] = (
+    EventRoute(
+        "chime_meeting_events", "Chime Meeting State Change", "handlers.chime_meeting_events",
+        "Meeting state from Chime's own events (a meeting Chime ended is marked ended)",
+    ),
+)  # fmt: skip

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from .auth import FirebaseAuthenticator
 from .chime import ChimeClient, ChimeGateway
 from .db import Database
+from .dbauth import connector
 from .meetings import MeetingService
 from .repositories import SessionRepository
-from .settings import Settings, SettingsError, get_settings
+from .settings import Settings, get_settings
 
 
 @dataclass
@@ -30,9 +31,7 @@ def build_runtime(
     settings: Settings, *, chime_client: ChimeClient | None = None, db: Database | None = None
 ) -> Runtime:
     if db is None:
-        if not settings.database_url:
-            raise SettingsError("DATABASE_URL is required")
-        db = Database.from_url(settings.database_url)
+        db = Database(connector(settings))
     if chime_client is None:
         chime_client = _chime_client(settings)
     chime = ChimeGateway(chime_client, media_region=settings.chime_media_region)

@@ -42,6 +42,12 @@ class Settings:
     chime_media_region: str
     max_body_bytes: int
     stale_create_seconds: int
+    db_auth: str = "url"
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "videocall"
+    db_user: str | None = None
+    db_secret_arn: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -64,6 +70,12 @@ class Settings:
             chime_media_region=e.get("CHIME_MEDIA_REGION", "eu-central-1"),
             max_body_bytes=int(e.get("MAX_BODY_BYTES", "65536")),
             stale_create_seconds=int(e.get("STALE_CREATE_SECONDS", "60")),
+            db_auth=e.get("DB_AUTH", "url"),
+            db_host=e.get("DB_HOST") or None,
+            db_port=int(e.get("DB_PORT", "5432")),
+            db_name=e.get("DB_NAME", "videocall"),
+            db_user=e.get("DB_USER") or None,
+            db_secret_arn=e.get("DB_SECRET_ARN") or None,
         )
         settings.check()
         return settings

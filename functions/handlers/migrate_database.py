@@ -1,0 +1,16 @@
+"""Applies migrations/ on every deploy (a CDK trigger runs it; a failure fails the deploy)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from videocall.dbauth import connector
+from videocall.migrate import apply_migrations
+from videocall.observability import logger
+from videocall.settings import get_settings
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    applied = apply_migrations(connector(get_settings()))
+    logger.info("migrations applied", extra={"applied": applied})
+    return {"applied": applied}

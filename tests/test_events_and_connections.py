@@ -1,0 +1,100 @@
+"""Chime's EventBridge events turn into session state; each database credential mode connects as designed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from conftest import Api, World, create_body, query
+from handlers.chime_meeting_events import handler as meeting_events
+from moto import mock_aws
+from videocall import dbauth
+from videocall.local import LambdaContextStub
+from videocall.settings import Settings, SettingsError
+
+
+def chime_event(event_type: str, meeting_id: str, timestamp_ms: int = 1767607200000) -> dict[str, Any]:
+    return {
+        "version": "0", "id": "6f1c-test", "detail-type": "Chime Meeting State Change", "source": "aws.chime",
+        "account": "111122223333", "time": "2026-01-05T10:00:00Z", "region": "eu-central-1", "resources": [],
+        "detail": {"version": "0", "eventType": event_type, "timestamp": timestamp_ms, "meetingId": meeting_id,
+                   "externalMeetingId": "appt_123", "mediaRegion": "eu-central-1"},
+    }  # fmt: skip
+
+
+def test_meeting_ended_event_ends_the_session_once(api: Api, world: World, clean_db: str):
+    meeting_id = api.legacy(create_body(), token=world.provider.token).body["meeting"]["MeetingId"]
+
+    first = meeting_events(chime_event("chime:MeetingEnded", meeting_id), LambdaContextStub())
+    repeat = meeting_events(chime_event("chime:MeetingEnded", meeting_id, 1767607999000), LambdaContextStub())
+
+    assert first == {"handled": "chime:MeetingEnded", "changed": True}
+    assert repeat["changed"] is False
+    (row,) = query(clean_db, "SELECT status, ended_at, ended_by FROM video_call_sessions")
+    assert row["status"] == "ended" and row["ended_by"] is None
+    assert row["ended_at"].timestamp() == 1767607200  # the event's time, not the repeat's
+    actions = [r["action"] for r in query(clean_db, "SELECT action FROM audit_events WHERE actor_user_id IS NULL")]
+    assert actions == ["meeting.ended_by_chime"]
+
+
+def test_late_event_for_an_ended_or_unknown_meeting_changes_nothing(api: Api, world: World, clean_db: str):
+    meeting_id = api.legacy(create_body(), token=world.provider.token).body["meeting"]["MeetingId"]
+    api.legacy({"action": "end", "meetingId": meeting_id}, token=world.provider.token)
+
+    late = meeting_events(chime_event("chime:MeetingEnded", meeting_id), LambdaContextStub())
+    unknown = meeting_events(
+        chime_event("chime:MeetingEnded", "00000000-0000-0000-0000-000000000000"), LambdaContextStub()
+    )
+    other = meeting_events(chime_event("chime:AttendeeJoined", meeting_id), LambdaContextStub())
+
+    assert late["changed"] is False and unknown["changed"] is False and other == {"ignored": "chime:AttendeeJoined"}
+    (row,) = query(clean_db, "SELECT ended_by::text FROM video_call_sessions")
+    assert row["ended_by"] == world.provider.id
+
+
+# --- database credentials -------------------------------------------------------------------------------
+@pytest.fixture
+def connect_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(dbauth.psycopg, "connect", lambda *args, **kwargs: calls.append({"args": args, **kwargs}))
+    return calls
+
+
+def test_iam_mode_uses_a_fresh_token_and_tls(connect_calls, monkeypatch: pytest.MonkeyPatch):
+    settings = Settings.from_env({"STAGE": "prod", "FIREBASE_PROJECT_ID": "p", "DB_AUTH": "iam",
+                                  "DB_HOST": "proxy.example.internal", "DB_USER": "videocall", "DB_NAME": "videocall"})  # fmt: skip
+    with mock_aws():
+        connect = dbauth.connector(settings)
+        connect()
+    (call,) = connect_calls
+    assert call["host"] == "proxy.example.internal" and call["user"] == "videocall" and call["sslmode"] == "require"
+    assert "X-Amz-Signature=" in call["password"] and "Action=connect" in call["password"]
+    assert call["prepare_threshold"] is None and call["autocommit"] is True
+
+
+def test_secret_mode_reads_secrets_manager(connect_calls):
+    with mock_aws():
+        arn = boto3.client("secretsmanager", region_name="eu-central-1").create_secret(
+            Name="videocall/db",
+            SecretString=json.dumps(
+                {"host": "db.example", "port": 6543, "username": "app", "password": "pw", "dbname": "postgres"}
+            ),  # fmt: skip
+        )["ARN"]
+        settings = Settings.from_env({"STAGE": "prod", "FIREBASE_PROJECT_ID": "p", "DB_AUTH": "secret",
+                                      "DB_SECRET_ARN": arn})  # fmt: skip
+        dbauth.connector(settings)()
+    (call,) = connect_calls
+    assert (call["host"], call["port"], call["user"], call["password"], call["sslmode"]) == (
+        "db.example", 6543, "app", "pw", "require",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"DB_AUTH": "iam"}, {"DB_AUTH": "secret"}, {"DB_AUTH": "url"}, {"DB_AUTH": "password-in-env"}],
+)
+def test_incomplete_database_settings_fail_loudly(env: dict[str, str]):
+    with pytest.raises(SettingsError):
+        dbauth.connector(Settings.from_env({"STAGE": "prod", "FIREBASE_PROJECT_ID": "p", **env}))
