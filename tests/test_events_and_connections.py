@@ -80,7 +80,7 @@ def test_secret_mode_reads_secrets_manager(connect_calls):
             Name="videocall/db",
             SecretString=json.dumps(
                 {"host": "db.example", "port": 6543, "username": "app", "password": "pw", "dbname": "postgres"}
-            ),  # fmt: skip
+            ),
         )["ARN"]
         settings = Settings.from_env({"STAGE": "prod", "FIREBASE_PROJECT_ID": "p", "DB_AUTH": "secret",
                                       "DB_SECRET_ARN": arn})  # fmt: skip
