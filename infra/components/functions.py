@@ -1,0 +1,213 @@
+"""Lambda functions, all made the same way: Python 3.13 on arm64 (cheaper per ms, and every
+dependency ships aarch64 wheels), X-Ray tracing, in the VPC, their own KMS-encrypted log group with
+retention, their own role holding only what they are granted afterwards.
+
+Sizing (see README "Ops"): API functions 512 MB / 15 s. 512 MB buys the CPU share that keeps cold
+starts (firebase-admin, pydantic, boto3 imports) near a second; 15 s covers the worst path (Chime
+retries with backoff plus a database reconnect) well inside API Gateway's 29 s. Event handlers
+256 MB / 30 s; the migration runner 512 MB / 5 min.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.bundling import ARCHITECTURE, RUNTIME
+from infra.config import StageConfig
+
+
+class FunctionFactory(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StageConfig,
+        code: lambda_.Code,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        key: kms.IKey,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, id)
+        self._config = config
+        self._code = code
+        self._vpc = vpc
+        self._sg = security_group
+        self._key = key
+        self._environment = {
+            "STAGE": config.stage,
+            "FIREBASE_PROJECT_ID": config.firebase_project_id,
+            "CHIME_BACKEND": "aws",
+            "CHIME_CONTROL_REGION": config.region,
+            "CHIME_MEDIA_REGION": config.region,
+            "TRANSCRIPTION_REGION": config.transcription_region,
+            "COMPREHEND_MEDICAL_REGION": config.comprehend_medical_region,
+            "POWERTOOLS_SERVICE_NAME": "videocall",
+            "POWERTOOLS_METRICS_NAMESPACE": "Telehealth/VideoCall",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "VIDEOCALL_MIGRATIONS_DIR": "/var/task/migrations",
+            **environment,
+        }
+        self.functions: dict[str, lambda_.Function] = {}
+
+    def make(
+        self,
+        name: str,
+        handler: str,
+        *,
+        description: str,
+        memory: int = 512,
+        timeout: Duration | None = None,
+        reserved_concurrency: int | None = None,
+        chime_actions: tuple[str, ...] = (),
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> lambda_.Function:
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{name}: only what this function needs",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            ],
+        )
+        if chime_actions:
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(chime_actions),
+                    # Meetings of this account and region only.
+                    resources=[f"arn:{Aws.PARTITION}:chime:{Aws.REGION}:{Aws.ACCOUNT_ID}:meeting/*"],
+                )
+            )
+        log_group = logs.LogGroup(
+            self,
+            f"{name}Logs",
+            retention=_retention(self._config),
+            encryption_key=self._key,
+            removal_policy=RemovalPolicy.RETAIN if self._config.is_prod else RemovalPolicy.DESTROY,
+        )
+        function = lambda_.Function(
+            self,
+            name,
+            function_name=f"videocall-{self._config.stage}-{name.replace('_', '-')}",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=self._code,
+            handler=handler,
+            memory_size=memory,
+            timeout=timeout or Duration.seconds(15),
+            tracing=lambda_.Tracing.ACTIVE,
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment=self._environment,
+            environment_encryption=self._key,
+            vpc=self._vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self._sg],
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=dead_letter_queue,
+        )
+        self.functions[name] = function
+        self._suppress(name, role, function, chime_actions=bool(chime_actions), asynchronous=bool(dead_letter_queue))
+        return function
+
+    @staticmethod
+    def _suppress(
+        name: str, role: iam.Role, function: lambda_.Function, *, chime_actions: bool, asynchronous: bool
+    ) -> None:
+        role_findings = [
+            NagPackSuppression(
+                id="AwsSolutions-IAM4",
+                reason=f"{name}: AWSLambdaVPCAccessExecutionRole manages the function's ENIs in the VPC "
+                "(ec2:CreateNetworkInterface and friends support no resource scoping) and writes its logs",
+                applies_to=[
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+                ],
+            ),
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason=f"{name}: xray:PutTraceSegments/PutTelemetryRecords (active tracing) support no resource "
+                "scoping",
+                applies_to=["Resource::*"],
+            ),
+            NagPackSuppression(
+                id="HIPAA.Security-IAMNoInlinePolicy",
+                reason=f"{name}: the inline policy is this function's own grants, scoped to its own resources "
+                "(its Chime actions, its database user, its key); a shared managed policy would widen them",
+            ),
+        ]
+        if chime_actions:
+            role_findings.append(
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason=f"{name}: Chime meeting ids are created at run time; the ARN pattern is scoped to "
+                    "meetings of this account and region",
+                    applies_to=["Resource::arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>:meeting/*"],
+                )
+            )
+        NagSuppressions.add_resource_suppressions(role, role_findings, apply_to_children=True)
+        function_findings = [
+            NagPackSuppression(
+                id="AwsSolutions-L1",
+                reason=f"{name}: Python 3.13 is the runtime the code is tested and bundled for (cp313 aarch64 "
+                "wheels); cdk-nag wants 3.14, to move to once every binary dependency ships cp314 wheels",
+            )
+        ]
+        if not asynchronous:
+            function_findings.append(
+                NagPackSuppression(
+                    id="HIPAA.Security-LambdaDLQ",
+                    reason=f"{name}: invoked synchronously (API Gateway or the deploy trigger); the caller gets "
+                    "the failure, and an alarm watches the function's errors: a dead-letter queue never "
+                    "receives anything for synchronous invocations",
+                )
+            )
+        NagSuppressions.add_resource_suppressions(function, function_findings)
+
+
+_RETENTION_DAYS = {
+    "ONE_DAY": 1,
+    "THREE_DAYS": 3,
+    "FIVE_DAYS": 5,
+    "ONE_WEEK": 7,
+    "TWO_WEEKS": 14,
+    "ONE_MONTH": 30,
+    "TWO_MONTHS": 60,
+    "THREE_MONTHS": 90,
+    "FOUR_MONTHS": 120,
+    "FIVE_MONTHS": 150,
+    "SIX_MONTHS": 180,
+    "ONE_YEAR": 365,
+    "THIRTEEN_MONTHS": 400,
+    "EIGHTEEN_MONTHS": 545,
+    "TWO_YEARS": 731,
+    "THREE_YEARS": 1096,
+    "FIVE_YEARS": 1827,
+    "SIX_YEARS": 2192,
+    "SEVEN_YEARS": 2557,
+    "EIGHT_YEARS": 2922,
+    "NINE_YEARS": 3288,
+    "TEN_YEARS": 3653,
+}
+
+
+def _retention(config: StageConfig) -> logs.RetentionDays:
+    """The shortest CloudWatch retention that keeps logs at least the configured number of days."""
+    for name, days in sorted(_RETENTION_DAYS.items(), key=lambda item: item[1]):
+        if days >= config.log_retention_days:
+            return getattr(logs.RetentionDays, name)
+    return logs.RetentionDays.TEN_YEARS
+
+
+retention_days = _retention

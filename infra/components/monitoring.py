@@ -1,0 +1,210 @@
+"""What on-call looks at first, and what wakes them.
+
+Dashboard rows: the API (requests, 4xx, 5xx, latency p50/p99); each function (errors, duration p99,
+throttles, concurrency); the database (connections, CPU, capacity); the business (meetings created
+and ended, joins, join latency, failures by cause: transcription and recording causes appear as
+their handlers emit them).
+Alarms -> one KMS-encrypted SNS topic (subscribers from context): API 5xx rate, function errors,
+throttles, dead-letter queue depth, database saturation.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+NAMESPACE = "Telehealth/VideoCall"
+FIVE_MINUTES = Duration.minutes(5)
+
+
+def business(name: str, statistic: str = "Sum") -> cw.Metric:
+    return cw.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": "videocall"},
+        statistic=statistic,
+        period=FIVE_MINUTES,
+    )
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        stage: str,
+        key: kms.IKey,
+        alarm_emails: tuple[str, ...],
+        api: apigw.RestApi,
+        functions: dict[str, lambda_.Function],
+        dead_letter_queues: dict[str, sqs.Queue],
+        cluster: rds.DatabaseCluster | None,
+    ) -> None:
+        super().__init__(scope, id)
+        self.topic = sns.Topic(
+            self, "Alarms", display_name=f"videocall {stage} alarms", master_key=key, enforce_ssl=True
+        )
+        for email in alarm_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+        def alarm(name: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> None:
+            made = cw.Alarm(
+                self,
+                name,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                alarm_description=description,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            made.add_alarm_action(action)
+            made.add_ok_action(action)
+            self.alarms.append(made)
+
+        requests = api.metric_count(period=FIVE_MINUTES)
+        server_errors = api.metric_server_error(period=FIVE_MINUTES)
+        error_rate = cw.MathExpression(
+            expression="IF(requests > 0, 100 * errors / requests, 0)",
+            using_metrics={"requests": requests, "errors": server_errors},
+            label="5xx %",
+            period=FIVE_MINUTES,
+        )
+        alarm("Api5xxRate", error_rate, 2, "More than 2% of API requests failed with 5xx for 10 minutes", periods=2)
+        for name, function in functions.items():
+            alarm(
+                f"{name}Errors",
+                function.metric_errors(period=FIVE_MINUTES),
+                1,
+                f"{name}: invocations failed (crash or timeout, not 4xx)",
+            )
+            alarm(
+                f"{name}Throttles",
+                function.metric_throttles(period=FIVE_MINUTES),
+                1,
+                f"{name}: throttled (reserved concurrency or account limit reached)",
+            )
+        for name, queue in dead_letter_queues.items():
+            alarm(
+                f"{name}DlqDepth",
+                queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
+                1,
+                f"{name}: Chime events could not be delivered; inspect and redrive the DLQ",
+            )
+        if cluster is not None:
+            alarm(
+                "DbCpu",
+                cluster.metric_cpu_utilization(period=FIVE_MINUTES),
+                80,
+                "Database CPU at or above 80% for 15 minutes",
+                periods=3,
+            )
+            alarm(
+                "DbCapacity",
+                cluster.metric("ACUUtilization", period=FIVE_MINUTES, statistic="Average"),
+                90,
+                "Aurora Serverless at 90% of its maximum capacity: raise serverless_v2_max_capacity",
+                periods=3,
+            )
+
+        dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"videocall-{stage}")
+        dashboard.add_widgets(
+            cw.TextWidget(markdown=f"# videocall {stage}: API", width=24, height=1),
+            cw.GraphWidget(title="Requests", left=[requests], width=6),
+            cw.GraphWidget(
+                title="4xx / 5xx", left=[api.metric_client_error(period=FIVE_MINUTES), server_errors], width=6
+            ),
+            cw.GraphWidget(title="5xx rate %", left=[error_rate], width=6),
+            cw.GraphWidget(
+                title="Latency p50 / p99",
+                left=[
+                    api.metric_latency(period=FIVE_MINUTES, statistic="p50"),
+                    api.metric_latency(period=FIVE_MINUTES, statistic="p99"),
+                ],
+                width=6,
+            ),
+        )
+        dashboard.add_widgets(cw.TextWidget(markdown="# Functions", width=24, height=1))
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Errors",
+                left=[f.metric_errors(period=FIVE_MINUTES, label=n) for n, f in functions.items()],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Duration p99",
+                left=[f.metric_duration(period=FIVE_MINUTES, statistic="p99", label=n) for n, f in functions.items()],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Throttles",
+                left=[f.metric_throttles(period=FIVE_MINUTES, label=n) for n, f in functions.items()],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Concurrent executions",
+                left=[
+                    cw.Metric(
+                        namespace="AWS/Lambda",
+                        metric_name="ConcurrentExecutions",
+                        dimensions_map={"FunctionName": f.function_name},
+                        statistic="Maximum",
+                        period=FIVE_MINUTES,
+                        label=n,
+                    )
+                    for n, f in functions.items()
+                ],
+                width=6,
+            ),
+        )
+        if cluster is not None:
+            dashboard.add_widgets(cw.TextWidget(markdown="# Database", width=24, height=1))
+            dashboard.add_widgets(
+                cw.GraphWidget(
+                    title="Connections", left=[cluster.metric_database_connections(period=FIVE_MINUTES)], width=8
+                ),
+                cw.GraphWidget(title="CPU %", left=[cluster.metric_cpu_utilization(period=FIVE_MINUTES)], width=8),
+                cw.GraphWidget(
+                    title="Capacity (ACU) and utilization %",
+                    left=[cluster.metric("ServerlessDatabaseCapacity", period=FIVE_MINUTES, statistic="Average")],
+                    right=[cluster.metric("ACUUtilization", period=FIVE_MINUTES, statistic="Average")],
+                    width=8,
+                ),
+            )
+        dashboard.add_widgets(cw.TextWidget(markdown="# Consultations", width=24, height=1))
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Meetings created / ended", left=[business("MeetingsCreated"), business("MeetingsEnded")], width=6
+            ),
+            cw.GraphWidget(title="Joins", left=[business("Joins"), business("AttendeesAdded")], width=6),
+            cw.GraphWidget(
+                title="Join latency p50 / p99 (ms)",
+                left=[business("JoinLatency", "p50"), business("JoinLatency", "p99")],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Failures by cause (incl. transcription, recording)",
+                left=[
+                    cw.MathExpression(
+                        expression=f"SEARCH('{{{NAMESPACE},cause,service}} MetricName=\"Failures\"', 'Sum', 300)",
+                        label="",
+                        period=FIVE_MINUTES,
+                    )
+                ],
+                width=6,
+            ),
+        )
+        self.dashboard = dashboard

@@ -1,0 +1,114 @@
+"""Deployment settings, read from CDK context (cdk.json defaults, `-c key=value` per deploy).
+
+| context key | default | meaning |
+|---|---|---|
+| stage | dev | stack name suffix; `prod` turns on deletion protection, WAF, multi-AZ |
+| account | (environment-agnostic) | AWS account id |
+| region | eu-central-1 | everything deploys here (Chime control + media region) |
+| databaseMode | aurora | `aurora` (Serverless v2 + RDS Proxy, IAM auth) or `external` (existing PostgreSQL) |
+| externalDatabaseSecretArn | - | databaseMode=external: secret {host, port, username, password, dbname} |
+| recordingRetentionDays | 90 | recordings expire after this many days |
+| logRetentionDays | 365 | CloudWatch Logs retention for functions, API access logs, flow logs |
+| alarmEmails | [] | subscribers of the alarm topic |
+| wafEnabled | stage == prod | attach a WAF web ACL with AWS managed rules |
+| transcriptionRegion | eu-west-1 | Transcribe Medical region (the EU region it exists in) |
+| comprehendMedicalRegion | eu-west-1 | Comprehend Medical region (not offered in eu-central-1) |
+| firebaseProjectId | (required) | audience of the app's ID tokens |
+| corsOrigins | [] | origins allowed to call the API from a browser/web view; none = no CORS |
+| reservedConcurrency | 20 | per API function: caps load on Chime (10 req/s) and database connections |
+| apiRateLimit / apiBurstLimit | 50 / 100 | stage throttling, requests per second |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from constructs import Node
+
+EU_REGIONS = frozenset(
+    {"eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "eu-south-1", "eu-south-2"}
+)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: str = "dev"
+    account: str | None = None
+    region: str = "eu-central-1"
+    database_mode: str = "aurora"
+    external_database_secret_arn: str | None = None
+    recording_retention_days: int = 90
+    log_retention_days: int = 365
+    alarm_emails: tuple[str, ...] = ()
+    waf_enabled: bool | None = None
+    transcription_region: str = "eu-west-1"
+    comprehend_medical_region: str = "eu-west-1"
+    firebase_project_id: str = ""
+    cors_origins: tuple[str, ...] = ()
+    reserved_concurrency: int = 20
+    api_rate_limit: int = 50
+    api_burst_limit: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.stage == "prod"
+
+    @property
+    def waf(self) -> bool:
+        return self.is_prod if self.waf_enabled is None else self.waf_enabled
+
+    def check(self) -> StageConfig:
+        if not self.firebase_project_id:
+            raise ConfigError("context firebaseProjectId is required")
+        if self.database_mode not in ("aurora", "external"):
+            raise ConfigError("databaseMode must be aurora or external")
+        if self.database_mode == "external" and not self.external_database_secret_arn:
+            raise ConfigError("databaseMode=external needs externalDatabaseSecretArn")
+        for name in ("region", "transcription_region", "comprehend_medical_region"):
+            if getattr(self, name) not in EU_REGIONS:
+                raise ConfigError(f"{name} {getattr(self, name)!r} is outside the EU (GDPR)")
+        if self.recording_retention_days < 1:
+            raise ConfigError("recordingRetentionDays must be at least 1")
+        return self
+
+    @classmethod
+    def from_context(cls, node: Node) -> StageConfig:
+        def get(key: str, default: Any = None) -> Any:
+            value = node.try_get_context(key)
+            return default if value is None else value
+
+        def as_list(value: Any) -> tuple[str, ...]:
+            if isinstance(value, str):
+                value = json.loads(value) if value.startswith("[") else [v for v in value.split(",") if v]
+            return tuple(value or ())
+
+        def as_bool(value: Any) -> bool | None:
+            if value is None:
+                return None
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+
+        return cls(
+            stage=str(get("stage", "dev")),
+            account=get("account"),
+            region=str(get("region", "eu-central-1")),
+            database_mode=str(get("databaseMode", "aurora")),
+            external_database_secret_arn=get("externalDatabaseSecretArn"),
+            recording_retention_days=int(get("recordingRetentionDays", 90)),
+            log_retention_days=int(get("logRetentionDays", 365)),
+            alarm_emails=as_list(get("alarmEmails", [])),
+            waf_enabled=as_bool(get("wafEnabled")),
+            transcription_region=str(get("transcriptionRegion", "eu-west-1")),
+            comprehend_medical_region=str(get("comprehendMedicalRegion", "eu-west-1")),
+            firebase_project_id=str(get("firebaseProjectId", "")),
+            cors_origins=as_list(get("corsOrigins", [])),
+            reserved_concurrency=int(get("reservedConcurrency", 20)),
+            api_rate_limit=int(get("apiRateLimit", 50)),
+            api_burst_limit=int(get("apiBurstLimit", 100)),
+        ).check()
