@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,9 @@ from .policy import (
     authorize_join,
 )
 from .repositories import AttendeeRecord, AuditEntry, SessionRepository
+
+# A policy rule about a meeting: (caller, appointment, created_by=, was_added=) -> the appointment, or raise.
+MeetingRule = Callable[..., Appointment]
 
 # Live transcription languages (Transcribe standard engine; en-US goes to Transcribe Medical).
 # es-ES, which the old app's example used, is not among them.
@@ -283,13 +286,9 @@ class MeetingService:
 
     # --- join --------------------------------------------------------------------------------------
     def join_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> MeetingJoin:
-        row = self._sessions.meeting_context(firebase_uid, meeting_id)
-        caller = _caller(row)
-        assert row is not None
-        appointment = self._authorized(
-            lambda: authorize_join(caller, _appointment(row), was_added=bool(row["caller_was_added"])),
-            caller, "meeting.join", None, meeting_id, request_id, row,
-        )  # fmt: skip
+        caller, appointment, row = self._meeting_access(
+            firebase_uid, meeting_id, request_id, "meeting.join", authorize_join
+        )
         if row["session_status"] != "active":
             raise MeetingEnded()
         try:
@@ -365,15 +364,9 @@ class MeetingService:
     def add_attendees(
         self, firebase_uid: str, meeting_id: str, user_ids: Sequence[str], request_id: str | None
     ) -> BatchJoinResult:
-        row = self._sessions.meeting_context(firebase_uid, meeting_id)
-        caller = _caller(row)
-        assert row is not None
-        appointment = self._authorized(
-            lambda: authorize_add_attendees(
-                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
-            ),
-            caller, "meeting.add_attendees", None, meeting_id, request_id, row,
-        )  # fmt: skip
+        caller, appointment, row = self._meeting_access(
+            firebase_uid, meeting_id, request_id, "meeting.add_attendees", authorize_add_attendees
+        )
         if row["session_status"] != "active":
             raise MeetingEnded()
         result = BatchJoinResult(meeting_id=meeting_id)
@@ -436,15 +429,9 @@ class MeetingService:
 
     # --- end ---------------------------------------------------------------------------------------
     def end_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> EndResult:
-        row = self._sessions.meeting_context(firebase_uid, meeting_id)
-        caller = _caller(row)
-        assert row is not None
-        appointment = self._authorized(
-            lambda: authorize_end(
-                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
-            ),
-            caller, "meeting.end", None, meeting_id, request_id, row,
-        )  # fmt: skip
+        caller, appointment, row = self._meeting_access(
+            firebase_uid, meeting_id, request_id, "meeting.end", authorize_end
+        )
         if row["session_status"] == "failed":
             raise MeetingEnded()
         already_ended = row["session_status"] == "ended"
@@ -471,13 +458,9 @@ class MeetingService:
 
     # --- view --------------------------------------------------------------------------------------
     def get_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> SessionState:
-        row = self._sessions.meeting_context(firebase_uid, meeting_id, with_attendees=True)
-        caller = _caller(row)
-        assert row is not None
-        appointment = self._authorized(
-            lambda: authorize_join(caller, _appointment(row), was_added=bool(row["caller_was_added"])),
-            caller, "meeting.view", None, meeting_id, request_id, row,
-        )  # fmt: skip
+        caller, appointment, row = self._meeting_access(
+            firebase_uid, meeting_id, request_id, "meeting.view", authorize_join, with_attendees=True
+        )
         self._sessions.audit(
             AuditEntry(caller.user_id, "meeting.view", appointment.id, appointment.patient_id, meeting_id, request_id),
             session_id=row["session_id"],
@@ -507,7 +490,29 @@ class MeetingService:
             metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
         return ended
 
-    # --- shared --------------------------------------------------------------------------------------
+    # --- shared -------------------------------------------------------------------------------------
+    def _meeting_access(
+        self,
+        firebase_uid: str,
+        meeting_id: str,
+        request_id: str | None,
+        action: str,
+        rule: MeetingRule,
+        *,
+        with_attendees: bool = False,
+    ) -> tuple[Caller, Appointment, Row]:
+        """One round trip for the caller, the meeting and the caller's place in it; then the policy."""
+        row = self._sessions.meeting_context(firebase_uid, meeting_id, with_attendees=with_attendees)
+        caller = _caller(row)
+        assert row is not None
+        appointment = self._authorized(
+            lambda: rule(
+                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
+            ),
+            caller, action, None, meeting_id, request_id, row,
+        )  # fmt: skip
+        return caller, appointment, row
+
     def _authorized(
         self, decide: Any, caller: Caller, action: str, appointment_id: str | None, meeting_id: str | None,
         request_id: str | None, row: Row,

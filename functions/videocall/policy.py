@@ -61,7 +61,9 @@ def authorize_create(caller: Caller, appointment: Appointment | None) -> Appoint
     return appointment
 
 
-def authorize_join(caller: Caller, appointment: Appointment | None, *, was_added: bool) -> Appointment:
+def authorize_join(
+    caller: Caller, appointment: Appointment | None, *, was_added: bool, created_by: str | None = None
+) -> Appointment:
     if appointment is None or not (appointment.is_participant(caller) or was_added):
         raise MeetingNotFound()
     return appointment
