@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "functions", "tests", "infra"],
-        ["ruff", "format", "--check", "functions", "tests", "infra"],
+        ["ruff", "check", "functions", "tests", "infra", "benchmarks"],
+        ["ruff", "format", "--check", "functions", "tests", "infra", "benchmarks"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
