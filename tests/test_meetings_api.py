@@ -323,3 +323,24 @@ def test_each_action_stays_within_three_database_round_trips(api: Api, world: Wo
     assert join == (2, 1)  # context, audit | GetAttendee (the attendee the batch made)
     assert view == (2, 0)  # context with attendees, audit
     assert end == (2, 1)  # context, end | DeleteMeeting
+
+
+def test_rejoin_when_chime_withholds_the_join_token_replaces_the_attendee(
+    api: Api, world: World, emulator: ChimeEmulator, monkeypatch
+):
+    """Whether GetAttendee returns the JoinToken is unconfirmed: without it, a new attendee replaces the old."""
+    first = api.legacy(create_body(), token=world.provider.token).body
+    meeting_id = first["meeting"]["MeetingId"]
+    original = emulator.get_attendee
+
+    def without_token(**params):
+        response = original(**params)
+        response["Attendee"].pop("JoinToken")
+        return response
+
+    monkeypatch.setattr(emulator, "get_attendee", without_token)
+
+    again = api.legacy({"action": "join", "meetingId": meeting_id}, token=world.provider.token).body
+
+    assert again["attendee"]["JoinToken"] and again["attendee"]["AttendeeId"] != first["attendee"]["AttendeeId"]
+    assert emulator.attendee_count(meeting_id) == 1  # the old one was deleted: no slot leaks toward 250

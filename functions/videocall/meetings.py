@@ -303,17 +303,21 @@ class MeetingService:
         started = time.perf_counter()
         meeting_id = row["meeting_id"]
         attendee = None
+        stale_attendee = None
         if row["caller_attendee_id"]:
             # Rejoining: hand back the same attendee, so retries never pile up attendees (which count
-            # toward 250 until deleted). If Chime does not return its JoinToken, make a new one.
+            # toward 250 until deleted). If Chime does not return its JoinToken (unconfirmed whether
+            # GetAttendee does), make a new one and delete the old one.
             try:
                 attendee = self._chime.get_attendee(meeting_id, row["caller_attendee_id"])
             except ChimeAttendeeGone:
                 attendee = None
             if attendee is not None and not attendee.get("JoinToken"):
-                attendee = None
+                stale_attendee, attendee = attendee["AttendeeId"], None
         if attendee is None:
             attendee = self._chime.create_attendee(meeting_id, external_user_id(caller.user_id))
+            if stale_attendee and stale_attendee != attendee["AttendeeId"]:
+                self._chime.delete_attendee(meeting_id, stale_attendee)
         if attendee["AttendeeId"] != row["caller_attendee_id"]:
             self._sessions.record_attendees(
                 session_id=row["session_id"],
