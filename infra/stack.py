@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Stack, Tags
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.bundling import function_code
@@ -17,7 +16,6 @@ from infra.components.monitoring import Monitoring
 from infra.components.network import Network
 from infra.components.recordings import RecordingsBucket
 from infra.config import StageConfig
-from infra.nag import suppress_findings
 
 
 class VideoCallStack(Stack):
@@ -52,7 +50,7 @@ class VideoCallStack(Stack):
             self,
             "Functions",
             config=config,
-            code=_code(self),
+            code=function_code(),
             vpc=network.vpc,
             security_group=network.function_sg,
             key=keys.data,
@@ -90,8 +88,3 @@ class VideoCallStack(Stack):
         )
         CfnOutput(self, "RecordingsBucketName", value=recordings.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
-        suppress_findings(self, config)
-
-
-def _code(scope: Construct) -> lambda_.Code:
-    return function_code()

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from . import models
 from .auth import extract_token
-from .errors import BodyTooLarge, DomainError, ServiceUnavailable
+from .errors import BodyTooLarge, DomainError, InvalidRequest, MalformedJson, ServiceUnavailable, UnknownAction
 from .meetings import BatchJoinResult, EndResult, MeetingJoin, SessionState
 from .observability import count_failure, logger, metrics, safe_traceback, tracer
 from .routes import ROUTES, ROUTES_BY_NAME, Route
@@ -101,8 +101,6 @@ def error_response(error: DomainError) -> Response:
 
 def _validation_error(exc: RequestValidationError) -> DomainError:
     """Say what is wrong by field, never echoing the values sent (they can be patient data)."""
-    from .errors import InvalidRequest, MalformedJson, UnknownAction
-
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return MalformedJson()

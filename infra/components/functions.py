@@ -91,7 +91,7 @@ class FunctionFactory(Construct):
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
-            retention=_retention(self._config),
+            retention=retention_days(self._config),
             encryption_key=self._key,
             removal_policy=RemovalPolicy.RETAIN if self._config.is_prod else RemovalPolicy.DESTROY,
         )
@@ -202,12 +202,9 @@ _RETENTION_DAYS = {
 }
 
 
-def _retention(config: StageConfig) -> logs.RetentionDays:
+def retention_days(config: StageConfig) -> logs.RetentionDays:
     """The shortest CloudWatch retention that keeps logs at least the configured number of days."""
     for name, days in sorted(_RETENTION_DAYS.items(), key=lambda item: item[1]):
         if days >= config.log_retention_days:
             return getattr(logs.RetentionDays, name)
     return logs.RetentionDays.TEN_YEARS
-
-
-retention_days = _retention
