@@ -136,8 +136,6 @@ class ChimeGateway:
                 MeetingId=meeting_id,
                 Attendees=[{"ExternalUserId": u, "Capabilities": ATTENDEE_CAPABILITIES} for u in external_user_ids],
             )
-        except ChimeMeetingGone:
-            raise
         except (ChimeUnavailable, UpstreamError) as exc:
             # A whole chunk failed: report each of its users, keep the other chunks' successes.
             return BatchResult(

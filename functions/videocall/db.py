@@ -25,12 +25,6 @@ class Database:
         self._conn: psycopg.Connection[Row] | None = None
         self.round_trips = 0
 
-    @classmethod
-    def from_url(cls, url: str) -> Database:
-        from .dbauth import CONNECTION_OPTIONS
-
-        return cls(lambda: psycopg.connect(url, **CONNECTION_OPTIONS))
-
     def connection(self) -> psycopg.Connection[Row]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             if self._conn is not None:

@@ -39,12 +39,13 @@ ROUTES: tuple[Route, ...] = (
         "create_meeting", "POST", "/meetings", "handlers.create_meeting",
         "Create the appointment's meeting, or return its live one, with the caller's attendee",
         models.MeetingJoinResponse, 201,
-        ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteMeeting"),
+        ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
+         "chime:DeleteMeeting"),
     ),
     Route(
         "join_meeting", "POST", "/meetings/{meetingId}/attendees", "handlers.join_meeting",
         "Join a meeting: the caller's attendee", models.MeetingJoinResponse, 200,
-        ("chime:CreateAttendee", "chime:GetAttendee"),
+        ("chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee"),
     ),
     Route(
         "add_attendees", "POST", "/meetings/{meetingId}/attendees/batch", "handlers.add_attendees",
@@ -62,8 +63,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "chime_meeting_token", "POST", "/chime-meeting-token", "handlers.chime_meeting_token",
         "The app's original endpoint: {action: create | join | batch-join | end}", models.MeetingJoinResponse, 200,
-        ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:BatchCreateAttendee",
-         "chime:DeleteMeeting"),
+        ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
+         "chime:BatchCreateAttendee", "chime:DeleteMeeting"),
     ),
 )  # fmt: skip
 
