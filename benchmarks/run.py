@@ -46,13 +46,13 @@ def main() -> None:
 
     import pgserver
     import psycopg
-    from videocall.chime_emulator import ChimeEmulator
-    from videocall.devtools import emulator_id_token, seed
+    from videocall.core.migrate import apply_migrations
+    from videocall.core.settings import Settings
     from videocall.http import build_resolver, make_lambda_handler
-    from videocall.local import LambdaContextStub, rest_event
-    from videocall.migrate import apply_migrations
+    from videocall.local.chime_emulator import ChimeEmulator
+    from videocall.local.devtools import emulator_id_token, seed
+    from videocall.local.server import LambdaContextStub, rest_event
     from videocall.runtime import build_runtime, use_runtime
-    from videocall.settings import Settings
 
     url = os.environ.get("DATABASE_URL")
     server = None

@@ -74,6 +74,8 @@ def build_bundle(output_dir: Path) -> None:
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("__pycache__"),
         )
+    # The local stand-ins (server, emulators, dev tools) never ship: a deployed function cannot import them.
+    shutil.rmtree(output_dir / "videocall" / "local", ignore_errors=True)
     shutil.copytree(ROOT / "migrations", output_dir / "migrations", dirs_exist_ok=True)
     for pycache in output_dir.rglob("__pycache__"):
         shutil.rmtree(pycache, ignore_errors=True)

@@ -30,14 +30,14 @@ os.environ.update(
 import psycopg
 import pytest
 from psycopg import sql
-from videocall.chime_emulator import ChimeEmulator
-from videocall.db import Database
-from videocall.devtools import emulator_id_token
+from videocall.core.db import Database
+from videocall.core.migrate import apply_migrations
+from videocall.core.settings import Settings
 from videocall.http import build_resolver, make_lambda_handler
-from videocall.local import LambdaContextStub, rest_event
-from videocall.migrate import apply_migrations
+from videocall.local.chime_emulator import ChimeEmulator
+from videocall.local.devtools import emulator_id_token
+from videocall.local.server import LambdaContextStub, rest_event
 from videocall.runtime import Runtime, build_runtime, use_runtime
-from videocall.settings import Settings
 
 PROJECT = "videocall-test"
 TABLES = "audit_events, meeting_attendees, video_call_sessions, appointments, users"

@@ -19,10 +19,10 @@ from cryptography.x509.oid import NameOID
 from firebase_admin._token_gen import ID_TOKEN_CERT_URI
 from google.auth import crypt
 from google.auth import jwt as google_jwt
-from videocall.auth import FirebaseAuthenticator, extract_token
-from videocall.devtools import emulator_id_token
-from videocall.errors import TokenExpired, TokenInvalid, TokenMalformed, TokenMissing
-from videocall.settings import Settings, SettingsError
+from videocall.core.auth import FirebaseAuthenticator, extract_token
+from videocall.core.errors import TokenExpired, TokenInvalid, TokenMalformed, TokenMissing
+from videocall.core.settings import Settings, SettingsError
+from videocall.local.devtools import emulator_id_token
 
 KID = "test-key-1"
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from conftest import Api, World, create_body, query
-from videocall.chime_emulator import ChimeEmulator
+from videocall.local.chime_emulator import ChimeEmulator
 
 MEETING = "11111111-2222-3333-4444-555555555555"
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from videocall.chime import ATTENDEE_CAPABILITIES, ChimeGateway, ChimeMeetingGone
-from videocall.chime_emulator import ChimeEmulator
-from videocall.errors import ChimeUnavailable, UpstreamError
+from videocall.core.errors import ChimeUnavailable, UpstreamError
+from videocall.local.chime_emulator import ChimeEmulator
+from videocall.meetings.chime import ATTENDEE_CAPABILITIES, ChimeGateway, ChimeMeetingGone
 
 MEETING_ID = "87654321-aaaa-bbbb-cccc-1234567890ab"
 

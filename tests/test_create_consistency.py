@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import Api, World, create_body, make_runtime, query
-from videocall.chime_emulator import ChimeEmulator
-from videocall.errors import DatabaseUnavailable
-from videocall.meetings import CreateMeetingCommand
-from videocall.repositories import SessionRepository
+from videocall.core.errors import DatabaseUnavailable
+from videocall.core.settings import Settings
+from videocall.local.chime_emulator import ChimeEmulator
+from videocall.meetings.repository import SessionRepository
+from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import Runtime
-from videocall.settings import Settings
 
 
 @pytest.mark.parametrize("callers", [2, 8])

@@ -10,9 +10,9 @@ import pytest
 from conftest import Api, World, create_body, query
 from handlers.chime_meeting_events import handler as meeting_events
 from moto import mock_aws
-from videocall import dbauth
-from videocall.local import LambdaContextStub
-from videocall.settings import Settings, SettingsError
+from videocall.core import dbauth
+from videocall.core.settings import Settings, SettingsError
+from videocall.local.server import LambdaContextStub
 
 
 def chime_event(event_type: str, meeting_id: str, timestamp_ms: int = 1767607200000) -> dict[str, Any]:

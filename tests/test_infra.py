@@ -330,9 +330,10 @@ def test_real_bundle_is_aarch64_and_under_lambdas_limit(tmp_path: Path):
     build_bundle(tmp_path)
     size = bundle_size(tmp_path)
     assert size < UNZIPPED_LIMIT_BYTES, f"{size / 1e6:.0f} MB"
-    for required in ("handlers/create_meeting.py", "videocall/meetings.py", "migrations", "firebase_admin",
+    for required in ("handlers/create_meeting.py", "videocall/meetings/service.py", "migrations", "firebase_admin",
                      "psycopg", "aws_lambda_powertools", "pydantic_core"):  # fmt: skip
         assert (tmp_path / required).exists(), required
+    assert not (tmp_path / "videocall" / "local").exists(), "local stand-ins must not ship"
     binaries = [p.name for p in tmp_path.rglob("*.so")]
     assert binaries and not any("x86_64" in b for b in binaries)
     assert any("cpython-313-aarch64" in b for b in binaries)

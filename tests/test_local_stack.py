@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import Api, World, create_body
 from videocall import cli
-from videocall.local import LambdaContextStub, make_server, rest_event
+from videocall.local.server import LambdaContextStub, make_server, rest_event
 from videocall.routes import ROUTES
 from videocall.runtime import Runtime
 

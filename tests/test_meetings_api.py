@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from conftest import Api, World, create_body, query
-from videocall.chime_emulator import ChimeEmulator
+from videocall.local.chime_emulator import ChimeEmulator
 from videocall.runtime import Runtime
 
 # What amazon-chime-sdk-js MeetingSessionConfiguration(meeting, attendee) reads.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from videocall.migrate import MigrationError, apply_migrations, default_migrations_dir, load_migrations
+from videocall.core.migrate import MigrationError, apply_migrations, default_migrations_dir, load_migrations
 
 
 def tables(url: str) -> set[str]:

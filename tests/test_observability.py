@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import Api, World, create_body
-from videocall.observability import logger
+from videocall.core.observability import logger
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from conftest import Api, World, create_body
-from videocall.chime_emulator import ChimeEmulator, service_model
+from videocall.local.chime_emulator import ChimeEmulator, service_model
 from videocall.routes import ROUTES_BY_NAME
 
 

@@ -3,15 +3,9 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from videocall.http import (
-    FirebaseUid,
-    MeetingIdParam,
-    RequestId,
-    batch_body,
-    json_response,
-    lambda_handler_for,
-)
-from videocall.models import AddAttendeesBody
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.meetings.models import AddAttendeesBody
+from videocall.meetings.routes import batch_body
 from videocall.runtime import runtime
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videocall.observability import logger, metrics, tracer
+from videocall.core.observability import logger, metrics, tracer
 from videocall.runtime import runtime
 
 

@@ -8,17 +8,10 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from videocall.http import (
-    FirebaseUid,
-    RequestId,
-    batch_body,
-    end_body,
-    json_response,
-    lambda_handler_for,
-    meeting_join_body,
-)
-from videocall.meetings import CreateMeetingCommand
-from videocall.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
+from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.meetings.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
+from videocall.meetings.routes import batch_body, end_body, meeting_join_body
+from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
 

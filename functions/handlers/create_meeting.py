@@ -3,9 +3,10 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for, meeting_join_body
-from videocall.meetings import CreateMeetingCommand
-from videocall.models import CreateMeetingBody
+from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.meetings.models import CreateMeetingBody
+from videocall.meetings.routes import meeting_join_body
+from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
 

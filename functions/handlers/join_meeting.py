@@ -3,14 +3,8 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from videocall.http import (
-    FirebaseUid,
-    MeetingIdParam,
-    RequestId,
-    json_response,
-    lambda_handler_for,
-    meeting_join_body,
-)
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.meetings.routes import meeting_join_body
 from videocall.runtime import runtime
 
 

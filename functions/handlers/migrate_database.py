@@ -3,10 +3,10 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from videocall.dbauth import connector
-from videocall.migrate import apply_migrations
-from videocall.observability import logger
-from videocall.settings import get_settings
+from videocall.core.dbauth import connector
+from videocall.core.migrate import apply_migrations
+from videocall.core.observability import logger
+from videocall.core.settings import get_settings
 
 
 @logger.inject_lambda_context(log_event=False)

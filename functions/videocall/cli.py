@@ -19,7 +19,7 @@ OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.json"
 
 
 def openapi_document() -> str:
-    from .http import API_TITLE, API_VERSION, build_resolver
+    from videocall.http import API_TITLE, API_VERSION, build_resolver
 
     app = build_resolver()
     schema = json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION))
@@ -27,7 +27,7 @@ def openapi_document() -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .local import local_database_url, make_server, use_local_environment
+    from videocall.local.server import local_database_url, make_server, use_local_environment
 
     use_local_environment()
     local_database_url()
@@ -45,8 +45,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _migrate(_: argparse.Namespace) -> int:
-    from .local import local_database_url
-    from .migrate import apply_migrations
+    from videocall.core.migrate import apply_migrations
+    from videocall.local.server import local_database_url
 
     if os.environ.get("DATABASE_URL"):
         applied = apply_migrations(os.environ["DATABASE_URL"])
@@ -58,8 +58,8 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from .devtools import seed
-    from .local import local_database_url, use_local_environment
+    from videocall.local.devtools import seed
+    from videocall.local.server import local_database_url, use_local_environment
 
     use_local_environment()
     data = json.loads(Path(args.file).read_text())
@@ -68,8 +68,8 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from .devtools import emulator_id_token
-    from .local import use_local_environment
+    from videocall.local.devtools import emulator_id_token
+    from videocall.local.server import use_local_environment
 
     use_local_environment()
     print(emulator_id_token(args.firebase_uid, os.environ["FIREBASE_PROJECT_ID"]))
@@ -77,7 +77,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from .local import use_local_environment
+    from videocall.local.server import use_local_environment
 
     use_local_environment()
     document = openapi_document()

@@ -18,13 +18,19 @@ from aws_lambda_powertools.event_handler.request import Request
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from . import models
-from .auth import extract_token
-from .errors import BodyTooLarge, DomainError, InvalidRequest, MalformedJson, ServiceUnavailable, UnknownAction
-from .meetings import BatchJoinResult, EndResult, MeetingJoin, SessionState
-from .observability import count_failure, logger, metrics, safe_traceback, tracer
-from .routes import ROUTES, ROUTES_BY_NAME, Route
-from .runtime import runtime
+from videocall.core.auth import extract_token
+from videocall.core.errors import (
+    BodyTooLarge,
+    DomainError,
+    InvalidRequest,
+    MalformedJson,
+    ServiceUnavailable,
+    UnknownAction,
+)
+from videocall.core.observability import count_failure, logger, metrics, safe_traceback, tracer
+from videocall.core.schema import GUID_PATTERN, ErrorResponse
+from videocall.routes import ROUTES, ROUTES_BY_NAME, Route
+from videocall.runtime import runtime
 
 API_TITLE = "Telehealth video-call API"
 API_VERSION = "1.0.0"
@@ -43,7 +49,7 @@ def request_id(request: Request) -> str | None:
 
 FirebaseUid = Annotated[str, Depends(authenticated_uid)]
 RequestId = Annotated[str | None, Depends(request_id)]
-MeetingIdParam = Annotated[str, Path(pattern=models.GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
+MeetingIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
 
 
 # --- response bodies ---------------------------------------------------------------------------------
@@ -54,41 +60,6 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
         body=json.dumps(body, separators=(",", ":"), default=str),
         headers=headers,
     )
-
-
-def meeting_join_body(result: MeetingJoin, *, with_flags: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"meeting": result.meeting, "attendee": result.attendee}
-    if with_flags:
-        body["recordingEnabled"] = result.recording_enabled
-        body["transcriptionEnabled"] = result.transcription_enabled
-    return body
-
-
-def batch_body(result: BatchJoinResult) -> dict[str, Any]:
-    return {"meetingId": result.meeting_id, "attendees": result.attendees, "errors": result.errors}
-
-
-def end_body(result: EndResult) -> dict[str, Any]:
-    return {
-        "meetingId": result.meeting_id,
-        "ended": True,
-        "endedAt": result.ended_at,
-        "alreadyEnded": result.already_ended,
-    }
-
-
-def state_body(state: SessionState) -> dict[str, Any]:
-    return {
-        "meetingId": state.meeting_id,
-        "appointmentId": state.appointment_id,
-        "status": state.status,
-        "recordingEnabled": state.recording_enabled,
-        "transcriptionEnabled": state.transcription_enabled,
-        "transcriptionLanguage": state.transcription_language,
-        "createdAt": state.created_at,
-        "endedAt": state.ended_at,
-        "attendees": state.attendees,
-    }
 
 
 def error_response(error: DomainError) -> Response:
@@ -140,7 +111,7 @@ def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     _register_error_handlers(app)
     error_responses: dict[int, Any] = {
-        code: {"description": text, "content": {"application/json": {"model": models.ErrorResponse}}}
+        code: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
         for code, text in [(400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
                            (404, "No such meeting (or not yours)"), (410, "Meeting ended"), (503, "Retry later")]
     }  # fmt: skip

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .auth import FirebaseAuthenticator
-from .chime import ChimeClient, ChimeGateway
-from .db import Database
-from .dbauth import connector
-from .meetings import MeetingService
-from .repositories import SessionRepository
-from .settings import Settings, get_settings
+from videocall.core.auth import FirebaseAuthenticator
+from videocall.core.db import Database
+from videocall.core.dbauth import connector
+from videocall.core.settings import Settings, get_settings
+from videocall.meetings.chime import ChimeClient, ChimeGateway
+from videocall.meetings.repository import SessionRepository
+from videocall.meetings.service import MeetingService
 
 
 @dataclass
@@ -41,7 +41,7 @@ def build_runtime(
 
 def _chime_client(settings: Settings) -> ChimeClient:
     if settings.chime_backend == "emulator":
-        from .chime_emulator import ChimeEmulator
+        from videocall.local.chime_emulator import ChimeEmulator
 
         return ChimeEmulator(region=settings.chime_control_region)
     import boto3

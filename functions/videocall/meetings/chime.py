@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ChimeUnavailable, UpstreamError
-from .observability import count_failure, logger
+from videocall.core.errors import ChimeUnavailable, UpstreamError
+from videocall.core.observability import count_failure, logger
 
 # Chime's own limits (see README "Chime facts").
 MAX_ATTENDEES_PER_BATCH = 100

@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 
-from .errors import DatabaseUnavailable
-from .observability import logger
+from videocall.core.errors import DatabaseUnavailable
+from videocall.core.observability import logger
 
 Row = dict[str, Any]
 

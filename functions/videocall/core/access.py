@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import (
+from videocall.core.errors import (
     AppointmentNotOpen,
     MeetingNotFound,
     NotAllowedToAddAttendees,

@@ -29,17 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chime import ChimeAttendeeGone, ChimeGateway, ChimeMeetingGone
-from .db import Row
-from .errors import (
-    CreateInProgress,
-    DomainError,
-    MeetingEnded,
-    UnsupportedTranscriptionLanguage,
-    UserNotRegistered,
-)
-from .observability import MetricUnit, count_failure, logger, metrics
-from .policy import (
+from videocall.core.access import (
     Appointment,
     Caller,
     authorize_add_attendees,
@@ -47,7 +37,18 @@ from .policy import (
     authorize_end,
     authorize_join,
 )
-from .repositories import AttendeeRecord, AuditEntry, SessionRepository
+from videocall.core.audit import AuditEntry
+from videocall.core.db import Row
+from videocall.core.errors import (
+    CreateInProgress,
+    DomainError,
+    MeetingEnded,
+    UnsupportedTranscriptionLanguage,
+    UserNotRegistered,
+)
+from videocall.core.observability import MetricUnit, count_failure, logger, metrics
+from videocall.meetings.chime import ChimeAttendeeGone, ChimeGateway, ChimeMeetingGone
+from videocall.meetings.repository import AttendeeRecord, SessionRepository
 
 # A policy rule about a meeting: (caller, appointment, created_by=, was_added=) -> the appointment, or raise.
 MeetingRule = Callable[..., Appointment]

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from .settings import Settings, SettingsError
+from videocall.core.settings import Settings, SettingsError
 
 Connect = Callable[[], "psycopg.Connection[dict[str, Any]]"]
 CONNECTION_OPTIONS: dict[str, Any] = {

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
-from .chime import MAX_ATTENDEES_PER_BATCH, MAX_ATTENDEES_PER_MEETING
+from videocall.meetings.chime import MAX_ATTENDEES_PER_BATCH, MAX_ATTENDEES_PER_MEETING
 
 SERVICE = "chime-sdk-meetings"
 _STATUS = {

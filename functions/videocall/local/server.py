@@ -2,7 +2,7 @@
 
 - Database: DATABASE_URL when set; otherwise an embedded PostgreSQL 16 (pgserver) in
   .videocall/pgdata, started on demand and shared by every `videocall` command; migrations applied.
-- Chime: the emulator (videocall.chime_emulator) behind the same gateway as the real client.
+- Chime: the emulator (videocall.local.chime_emulator) behind the same gateway as the real client.
 - Auth: firebase-admin in emulator mode, so local tokens go through the same verify_id_token.
 - HTTP: each request becomes an API Gateway REST proxy event and goes through the same resolver,
   routes, handlers and Lambda entry point as in AWS.
@@ -37,7 +37,7 @@ def use_local_environment() -> None:
 
 def local_database_url(data_dir: Path | None = None) -> str:
     """DATABASE_URL, or the embedded server's URL (started if needed), with migrations applied."""
-    from .migrate import apply_migrations
+    from videocall.core.migrate import apply_migrations
 
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -95,7 +95,7 @@ def rest_event(method: str, path: str, headers: dict[str, str], body: str | None
 
 
 def make_server(port: int, host: str = "127.0.0.1") -> HTTPServer:
-    from .http import build_resolver, make_lambda_handler
+    from videocall.http import build_resolver, make_lambda_handler
 
     handler = make_lambda_handler(build_resolver())
 

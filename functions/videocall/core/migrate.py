@@ -45,7 +45,7 @@ def default_migrations_dir() -> Path:
         return Path(configured)
     # Repository layout (functions/videocall/migrate.py -> migrations/); the Lambda bundle
     # copies migrations/ next to the package and sets VIDEOCALL_MIGRATIONS_DIR.
-    return Path(__file__).resolve().parents[2] / "migrations"
+    return Path(__file__).resolve().parents[3] / "migrations"
 
 
 def load_migrations(directory: Path) -> list[Migration]:
@@ -64,7 +64,7 @@ def load_migrations(directory: Path) -> list[Migration]:
 def apply_migrations(database: str | Callable[[], psycopg.Connection[Any]], directory: Path | None = None) -> list[str]:
     """Apply what is pending; return the names applied (empty when up to date).
 
-    `database` is a connection URL or a function returning a new connection (videocall.dbauth)."""
+    `database` is a connection URL or a function returning a new connection (videocall.core.dbauth)."""
     migrations = load_migrations(directory or default_migrations_dir())
     applied_now: list[str] = []
     connection = psycopg.connect(database) if isinstance(database, str) else database()

@@ -11,7 +11,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from .db import Database, Row
+from videocall.core.audit import AUDIT_CTE as _AUDIT
+from videocall.core.audit import AuditEntry
+from videocall.core.db import Database, Row
 
 _SESSION_COLUMNS = """
     s.id::text AS session_id, s.status AS session_status, s.generation, s.client_request_token,
@@ -44,39 +46,6 @@ _RECORD_ATTENDEES = """
                updated_at = now()
         RETURNING m.user_id
     )"""
-
-_AUDIT = """
-    audited AS (
-        INSERT INTO audit_events
-            (actor_user_id, action, outcome, appointment_id, patient_id, session_id, meeting_id, request_id, details)
-        SELECT %(actor)s::uuid, %(action)s, %(outcome)s, %(appointment_id)s, %(patient_id)s::uuid,
-               s.id, %(meeting_id)s, %(request_id)s, %(details)s
-          FROM s
-    )"""
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    actor: str | None
-    action: str
-    appointment_id: str | None
-    patient_id: str | None
-    meeting_id: str | None
-    request_id: str | None
-    outcome: str = "allowed"
-    details: dict[str, Any] | None = None
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor,
-            "action": self.action,
-            "outcome": self.outcome,
-            "appointment_id": self.appointment_id,
-            "patient_id": self.patient_id,
-            "meeting_id": self.meeting_id,
-            "request_id": self.request_id,
-            "details": Jsonb(self.details or {}),
-        }
 
 
 @dataclass(frozen=True)

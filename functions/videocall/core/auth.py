@@ -28,8 +28,15 @@ from firebase_admin import auth as firebase_auth
 from firebase_admin import credentials
 from google.auth.credentials import AnonymousCredentials
 
-from .errors import ServiceUnavailable, TokenExpired, TokenInvalid, TokenMalformed, TokenMissing, TokenRevoked
-from .settings import Settings
+from videocall.core.errors import (
+    ServiceUnavailable,
+    TokenExpired,
+    TokenInvalid,
+    TokenMalformed,
+    TokenMissing,
+    TokenRevoked,
+)
+from videocall.core.settings import Settings
 
 TOKEN_HEADER = "x-firebase-token"  # noqa: S105 - a header name, not a secret
 APP_NAME = "videocall"

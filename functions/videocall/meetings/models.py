@@ -11,25 +11,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from videocall.core.schema import GUID_PATTERN, StrictBody
+
 AppointmentId = Annotated[str, Field(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
-GUID_PATTERN = r"^[a-fA-F0-9]{8}(?:-[a-fA-F0-9]{4}){3}-[a-fA-F0-9]{12}$"
 MeetingId = Annotated[str, Field(pattern=GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
 UserId = Annotated[str, Field(min_length=1, max_length=64)]
 MAX_BATCH_USERS = 250
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-
-class CreateMeetingBody(_Body):
+class CreateMeetingBody(StrictBody):
     appointmentId: AppointmentId
     enableRecording: StrictBool = False
     enableTranscription: StrictBool = False
     transcriptionLanguage: Annotated[str, Field(min_length=2, max_length=16)] = "en-US"
 
 
-class AddAttendeesBody(_Body):
+class AddAttendeesBody(StrictBody):
     userIds: Annotated[list[UserId], Field(min_length=1, max_length=MAX_BATCH_USERS)]
 
     @field_validator("userIds")
@@ -45,7 +42,7 @@ class LegacyCreate(CreateMeetingBody):
     action: Literal["create"]
 
 
-class LegacyJoin(_Body):
+class LegacyJoin(StrictBody):
     action: Literal["join"]
     meetingId: MeetingId
 
@@ -55,7 +52,7 @@ class LegacyBatchJoin(AddAttendeesBody):
     meetingId: MeetingId
 
 
-class LegacyEnd(_Body):
+class LegacyEnd(StrictBody):
     action: Literal["end"]
     meetingId: MeetingId
 
@@ -130,13 +127,3 @@ class MeetingStateResponse(BaseModel):
     createdAt: str
     endedAt: str | None
     attendees: list[SessionAttendee]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody

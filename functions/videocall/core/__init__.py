@@ -1,0 +1,1 @@
+"""The shared core: settings, database, authentication, errors, observability, access rules, migrations."""

@@ -1,0 +1,1 @@
+"""Local stand-ins (server, Chime emulator, dev tools): imported by nothing a deployed function runs."""

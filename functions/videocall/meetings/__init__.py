@@ -1,0 +1,1 @@
+"""Meetings: what exists. Sessions, attendees, the Chime meetings gateway and the meeting rules."""
