@@ -29,6 +29,7 @@ os.environ.update(
 
 import psycopg
 import pytest
+from moto import mock_aws
 from psycopg import sql
 from videocall.core.db import Database
 from videocall.core.migrate import apply_migrations
@@ -36,11 +37,19 @@ from videocall.core.settings import Settings
 from videocall.http import build_resolver, make_lambda_handler
 from videocall.local.chime_emulator import ChimeEmulator
 from videocall.local.devtools import emulator_id_token
+from videocall.local.pipelines_emulator import MediaPipelinesEmulator
+from videocall.local.s3 import ensure_recordings_bucket, kms_client, s3_client
 from videocall.local.server import LambdaContextStub, rest_event
+from videocall.local.stack import BUS
 from videocall.runtime import Runtime, build_runtime, use_runtime
 
 PROJECT = "videocall-test"
-TABLES = "audit_events, meeting_attendees, video_call_sessions, appointments, users"
+TABLES = (
+    "audit_events, meeting_attendees, video_call_sessions, appointments, users, appointment_consents, recordings, "
+    "recording_artifacts, chime_events_seen, attendee_presence, session_presence, legal_holds"
+)
+BUCKET = "videocall-test-recordings"
+SINK_ROLE = "arn:aws:iam::111122223333:role/videocall-test-pipeline-sink"
 
 
 def _server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -102,25 +111,65 @@ def clean_db(database_url: str) -> str:
     return database_url
 
 
+@dataclass
+class LocalAws:
+    """moto's S3 and KMS in process, with the recordings bucket (versioned, SSE-KMS) made."""
+
+    s3: Any
+    kms: Any
+    key_arn: str
+
+    def objects(self, prefix: str = "") -> list[str]:
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+
+    def versions(self, prefix: str = "") -> int:
+        page = self.s3.list_object_versions(Bucket=BUCKET, Prefix=prefix)
+        return len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+
+
 @pytest.fixture
-def settings(clean_db: str) -> Settings:
-    return Settings.from_env({**os.environ, "DATABASE_URL": clean_db})
+def aws() -> Iterator[LocalAws]:
+    with mock_aws():
+        s3, kms = s3_client(None), kms_client(None)
+        yield LocalAws(s3, kms, ensure_recordings_bucket(s3, kms, BUCKET))
+
+
+@pytest.fixture
+def settings(clean_db: str, aws: LocalAws) -> Settings:
+    return Settings.from_env({
+        **os.environ, "DATABASE_URL": clean_db, "RECORDINGS_BUCKET": BUCKET,
+        "RECORDINGS_KMS_KEY_ARN": aws.key_arn, "PIPELINE_SINK_ROLE_ARN": SINK_ROLE,
+    })  # fmt: skip
 
 
 @pytest.fixture
 def emulator() -> ChimeEmulator:
-    return ChimeEmulator()
+    BUS.clear()
+    return ChimeEmulator(emit=BUS.emit)
 
 
-def make_runtime(settings: Settings, emulator: ChimeEmulator) -> Runtime:
-    rt = build_runtime(settings, chime_client=emulator)
+@pytest.fixture
+def pipelines(aws: LocalAws, emulator: ChimeEmulator) -> MediaPipelinesEmulator:
+    emulated = MediaPipelinesEmulator(s3_client=aws.s3, emit=BUS.emit)
+    emulator.on_meeting_ended.append(emulated.meeting_ended)
+    return emulated
+
+
+def make_runtime(
+    settings: Settings, emulator: ChimeEmulator, pipelines: MediaPipelinesEmulator | None = None, s3: Any = None
+) -> Runtime:
+    rt = build_runtime(settings, chime_client=emulator, pipelines_client=pipelines, s3_client=s3)
     rt.chime._sleep = lambda _seconds: None  # throttling backoff without waiting
+    if pipelines is not None:
+        rt.pipelines.caller.sleep = lambda _seconds: None
     return rt
 
 
 @pytest.fixture
-def runtime(settings: Settings, emulator: ChimeEmulator) -> Iterator[Runtime]:
-    rt = make_runtime(settings, emulator)
+def runtime(
+    settings: Settings, emulator: ChimeEmulator, pipelines: MediaPipelinesEmulator, aws: LocalAws
+) -> Iterator[Runtime]:
+    rt = make_runtime(settings, emulator, pipelines, aws.s3)
     use_runtime(rt)
     yield rt
     use_runtime(None)
@@ -143,6 +192,8 @@ class Api:
 
     def __init__(self) -> None:
         self._handler = make_lambda_handler(build_resolver())
+        # Off: events wait in BUS until BUS.deliver() (tests that count one request's round trips).
+        self.deliver_events = True
 
     def call(
         self, method: str, path: str, body: Any = None, *, token: str | None = None, raw: str | None = None,
@@ -153,6 +204,8 @@ class Api:
             h["x-firebase-token"] = token
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         result = self._handler(rest_event(method, path, h, payload), LambdaContextStub())  # type: ignore[arg-type]
+        if self.deliver_events:
+            BUS.deliver()  # Chime's events caused by this request reach their handlers, as EventBridge delivers them
         headers_out = {k: v[0] for k, v in (result.get("multiValueHeaders") or {}).items()}
         headers_out.update(result.get("headers") or {})
         text = result.get("body") or ""
@@ -166,6 +219,9 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> Reply:
         return self.call("DELETE", path, **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.call("PUT", path, body, **kw)
 
     def legacy(self, body: Any, **kw: Any) -> Reply:
         return self.call("POST", "/chime-meeting-token", body, **kw)
@@ -251,4 +307,16 @@ def create_body(appointment_id: str = "appt_123", **extra: Any) -> dict[str, Any
     }
 
 
-__all__ = ["Api", "Database", "Person", "Reply", "World", "create_body", "make_runtime", "query"]
+__all__ = [
+    "BUCKET",
+    "BUS",
+    "Api",
+    "Database",
+    "LocalAws",
+    "Person",
+    "Reply",
+    "World",
+    "create_body",
+    "make_runtime",
+    "query",
+]

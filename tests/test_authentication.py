@@ -69,7 +69,7 @@ def signed_token(pem_key: str, uid: str, *, project: str = PROJECT, exp_in: int 
 
 
 @pytest.fixture
-def real_mode(monkeypatch: pytest.MonkeyPatch, google_keys) -> Iterator[responses.RequestsMock]:
+def real_mode(aws, monkeypatch: pytest.MonkeyPatch, google_keys) -> Iterator[responses.RequestsMock]:
     """Production verification: no emulator, Google's certificates served locally."""
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -82,7 +82,7 @@ def real_mode(monkeypatch: pytest.MonkeyPatch, google_keys) -> Iterator[response
 
 
 @pytest.fixture
-def real_api(real_mode, runtime, monkeypatch: pytest.MonkeyPatch) -> Api:
+def real_api(runtime, real_mode, monkeypatch: pytest.MonkeyPatch) -> Api:
     settings = Settings.from_env({"STAGE": "test", "FIREBASE_PROJECT_ID": PROJECT})
     monkeypatch.setattr(runtime, "authenticator", FirebaseAuthenticator(settings))
     return Api()

@@ -30,7 +30,7 @@ def test_meeting_ended_event_ends_the_session_once(api: Api, world: World, clean
     first = meeting_events(chime_event("chime:MeetingEnded", meeting_id), LambdaContextStub())
     repeat = meeting_events(chime_event("chime:MeetingEnded", meeting_id, 1767607999000), LambdaContextStub())
 
-    assert first == {"handled": "chime:MeetingEnded", "changed": True}
+    assert first == {"handled": "chime:MeetingEnded", "changed": True, "recordingsStopped": 0}
     assert repeat["changed"] is False
     (row,) = query(clean_db, "SELECT status, ended_at, ended_by FROM video_call_sessions")
     assert row["status"] == "ended" and row["ended_by"] is None
@@ -47,9 +47,9 @@ def test_late_event_for_an_ended_or_unknown_meeting_changes_nothing(api: Api, wo
     unknown = meeting_events(
         chime_event("chime:MeetingEnded", "00000000-0000-0000-0000-000000000000"), LambdaContextStub()
     )
-    other = meeting_events(chime_event("chime:AttendeeJoined", meeting_id), LambdaContextStub())
+    other = meeting_events(chime_event("chime:MeetingStarted", meeting_id), LambdaContextStub())
 
-    assert late["changed"] is False and unknown["changed"] is False and other == {"ignored": "chime:AttendeeJoined"}
+    assert late["changed"] is False and unknown["changed"] is False and other == {"ignored": "chime:MeetingStarted"}
     (row,) = query(clean_db, "SELECT ended_by::text FROM video_call_sessions")
     assert row["ended_by"] == world.provider.id
 

@@ -240,7 +240,7 @@ def test_no_iam_statement_has_a_wildcard_action(synth: Synth):
             assert action != "*" and not action.endswith(":*"), (name, action)
 
 
-def test_each_function_may_call_only_its_own_chime_actions(dev: Synth):
+def test_each_function_may_call_only_its_own_aws_actions(dev: Synth):
     by_role: dict[str, set[str]] = {}
     for name, statement in iam_statements(dev):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -248,7 +248,7 @@ def test_each_function_may_call_only_its_own_chime_actions(dev: Synth):
     for route in [*ROUTES]:
         policy = next(n for n in by_role if n.startswith(f"Functions{route.name.replace('_', '')}Role")
                       or n.startswith(f"Functions{route.name}Role"))  # fmt: skip
-        assert by_role[policy] == set(route.chime_actions), route.name
+        assert by_role[policy] == set(route.aws_actions), route.name
     assert not any(a for n, a in by_role.items() if "migrate" in n or "events" in n)
 
 

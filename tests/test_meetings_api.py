@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import Api, World, create_body, query
+from conftest import BUS, Api, World, create_body, query
 from videocall.local.chime_emulator import ChimeEmulator
 from videocall.runtime import Runtime
 
@@ -271,10 +271,11 @@ def test_audit_trail_records_who_touched_which_patients_call(api: Api, world: Wo
         "SELECT actor_user_id::text AS actor, action, outcome, patient_id::text AS patient, meeting_id, request_id"
         " FROM audit_events ORDER BY id",
     )
-    trail = [(e["actor"], e["action"], e["outcome"]) for e in events]
+    trail = [(e["actor"], e["action"], e["outcome"]) for e in events if e["actor"]]
     assert trail == [
         (world.provider.id, "meeting.create", "allowed"),
         (world.provider.id, "meeting.join", "allowed"),
+        (world.provider.id, "recording.start", "denied"),  # enableRecording, no consent yet: waiting
         (world.patient.id, "meeting.join", "allowed"),
         (world.outsider.id, "meeting.join", "denied"),
         (world.patient.id, "meeting.view", "allowed"),
@@ -283,7 +284,7 @@ def test_audit_trail_records_who_touched_which_patients_call(api: Api, world: Wo
     ]
     allowed = [e for e in events if e["outcome"] == "allowed"]
     assert all(e["patient"] == world.patient.id and e["request_id"] for e in allowed)
-    assert all(e["meeting_id"] == meeting_id for e in events[1:])
+    assert all(e["meeting_id"] == meeting_id for e in events[1:] if e["actor"])
 
 
 def test_audit_trail_is_append_only(api: Api, world: World, clean_db: str):
@@ -299,15 +300,20 @@ def test_audit_trail_is_append_only(api: Api, world: World, clean_db: str):
 
 
 def test_each_action_stays_within_three_database_round_trips(api: Api, world: World, runtime: Runtime):
+    api.deliver_events = False  # count the request alone; Chime's events are handled by other functions
+
     def trips(call) -> tuple[int, int]:
         before_db, before_chime = runtime.db.round_trips, runtime.chime.calls
         reply = call()
         assert reply.status < 300, reply.body
-        return runtime.db.round_trips - before_db, runtime.chime.calls - before_chime
+        counted = runtime.db.round_trips - before_db, runtime.chime.calls - before_chime
+        BUS.deliver()
+        return counted
 
-    create = trips(lambda: api.legacy(create_body(), token=world.provider.token))
+    plain = {"enableRecording": False}
+    create = trips(lambda: api.legacy(create_body(**plain), token=world.provider.token))
     meeting_id = query(runtime.settings.database_url, "SELECT meeting_id FROM video_call_sessions")[0]["meeting_id"]
-    create_live = trips(lambda: api.legacy(create_body(), token=world.patient.token))
+    create_live = trips(lambda: api.legacy(create_body(**plain), token=world.patient.token))
     batch = trips(lambda: api.post(
         f"/meetings/{meeting_id}/attendees/batch", {"userIds": [world.nurse.id, world.interpreter.id]},
         token=world.provider.token,
@@ -323,6 +329,35 @@ def test_each_action_stays_within_three_database_round_trips(api: Api, world: Wo
     assert join == (2, 1)  # context, audit | GetAttendee (the attendee the batch made)
     assert view == (2, 0)  # context with attendees, audit
     assert end == (2, 1)  # context, end | DeleteMeeting
+
+
+def test_recording_on_create_costs_one_round_trip_more_or_two_with_consent(
+    api: Api, world: World, runtime: Runtime, clean_db: str
+):
+    """What enableRecording adds to create: the consent-checking claim (+1); with consent, activating the
+    recording (+1) and the two pipeline calls (capture, concatenation)."""
+
+    api.deliver_events = False
+
+    def trips(call) -> tuple[int, int, int]:
+        before = runtime.db.round_trips, runtime.chime.calls, runtime.pipelines.caller.calls
+        reply = call()
+        assert reply.status < 300, reply.body
+        counted = (runtime.db.round_trips - before[0], runtime.chime.calls - before[1],
+                   runtime.pipelines.caller.calls - before[2])  # fmt: skip
+        BUS.deliver()
+        return counted
+
+    body = {k: v for k, v in create_body().items() if k != "action"}
+    waiting = trips(lambda: api.post("/meetings", body, token=world.provider.token))
+    meeting_id = query(clean_db, "SELECT meeting_id FROM video_call_sessions")[0]["meeting_id"]
+    api.delete(f"/meetings/{meeting_id}", token=world.provider.token)
+    api.put("/appointments/appt_123/consent", {"recording": "granted", "transcription": "granted",
+                                               "aiProcessing": "refused"}, token=world.patient.token)  # fmt: skip
+    recording = trips(lambda: api.post("/meetings", body, token=world.provider.token))
+
+    assert waiting == (4, 2, 0)  # context, claim, activate, consent claim | CreateMeeting, CreateAttendee
+    assert recording == (5, 2, 2)  # ... claim, activate recording | ... | capture, concatenation
 
 
 def test_rejoin_when_chime_withholds_the_join_token_replaces_the_attendee(

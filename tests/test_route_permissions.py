@@ -71,5 +71,5 @@ def test_every_chime_call_is_allowed_by_its_routes_actions(
     assert "chime:DeleteAttendee" in used["join_meeting"]  # the scenario reached the rare paths
     assert "chime:DeleteMeeting" in used["create_meeting"]
     for route, operations in used.items():
-        allowed = set(ROUTES_BY_NAME[route].chime_actions)
+        allowed = set(ROUTES_BY_NAME[route].aws_actions)
         assert operations <= allowed, f"{route} calls {sorted(operations - allowed)} but its role may not"

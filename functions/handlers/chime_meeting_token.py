@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from videocall import workflows
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
 from videocall.meetings.routes import batch_body, end_body, meeting_join_body
@@ -26,7 +27,9 @@ def endpoint(body: Annotated[LegacyRequest, Body()], uid: FirebaseUid, request_i
                 transcription_language=body.transcriptionLanguage,
             )
             return json_response(
-                200, meeting_join_body(service.create_meeting(uid, command, request_id), with_flags=True)
+                # The old response shape, unchanged; recording starts as the flag always promised.
+                200,
+                meeting_join_body(workflows.create_meeting(runtime(), uid, command, request_id).join, with_flags=True),
             )
         case LegacyJoin():
             return json_response(

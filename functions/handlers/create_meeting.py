@@ -1,8 +1,10 @@
-"""POST /meetings: create the appointment's meeting (or return its live one) with the caller's attendee."""
+"""POST /meetings: create the appointment's meeting (or return its live one) with the caller's attendee;
+with enableRecording, recording starts (or the answer says why not)."""
 
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from videocall import workflows
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import CreateMeetingBody
 from videocall.meetings.routes import meeting_join_body
@@ -17,8 +19,11 @@ def endpoint(body: CreateMeetingBody, uid: FirebaseUid, request_id: RequestId) -
         enable_transcription=body.enableTranscription,
         transcription_language=body.transcriptionLanguage,
     )
-    result = runtime().service.create_meeting(uid, command, request_id)
-    return json_response(201 if result.created else 200, meeting_join_body(result, with_flags=True))
+    result = workflows.create_meeting(runtime(), uid, command, request_id)
+    response = meeting_join_body(result.join, with_flags=True)
+    if result.recording is not None:
+        response["recording"] = {"state": result.recording.state, "reason": result.recording.reason}
+    return json_response(201 if result.join.created else 200, response)
 
 
 handler = lambda_handler_for("create_meeting")

@@ -50,6 +50,8 @@ def request_id(request: Request) -> str | None:
 FirebaseUid = Annotated[str, Depends(authenticated_uid)]
 RequestId = Annotated[str | None, Depends(request_id)]
 MeetingIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
+AppointmentIdParam = Annotated[str, Path(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
+PatientIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The patient's user id")]
 
 
 # --- response bodies ---------------------------------------------------------------------------------
@@ -113,7 +115,8 @@ def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
     error_responses: dict[int, Any] = {
         code: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
         for code, text in [(400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
-                           (404, "No such meeting (or not yours)"), (410, "Meeting ended"), (503, "Retry later")]
+                           (404, "No such meeting (or not yours)"), (409, "Conflict: consent, legal hold, in progress"),
+                           (410, "Meeting ended"), (503, "Retry later")]
     }  # fmt: skip
     for route in routes:
         endpoint = import_module(route.module).endpoint

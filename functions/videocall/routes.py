@@ -1,4 +1,5 @@
-"""The route table: the one list of the API's routes, gathered from each context's own table.
+"""The route table: the one list of the API's routes, gathered from each context's own table, plus
+the event routes (EventBridge rules on Chime's events) and the scheduled jobs.
 
 The Lambda handlers (each looks itself up here), the local server, the OpenAPI document and the
 CDK app (one function per route) all read this table; a route is never written down twice.
@@ -6,18 +7,50 @@ CDK app (one function per route) all read this table; a route is never written d
 
 from __future__ import annotations
 
-from videocall.core.routing import EventRoute, Route
+from videocall.consent import routes as consent
+from videocall.core.routing import (
+    DELETE_RECORDINGS,
+    LIST_RECORDINGS,
+    STOP_RECORDING,
+    EventRoute,
+    Route,
+    ScheduledJob,
+)
 from videocall.meetings import routes as meetings
+from videocall.privacy import routes as privacy
+from videocall.recordings import routes as recordings
 
-ROUTES: tuple[Route, ...] = meetings.ROUTES
+ROUTES: tuple[Route, ...] = meetings.ROUTES + recordings.ROUTES + consent.ROUTES + privacy.ROUTES
 
 ROUTES_BY_NAME = {route.name: route for route in ROUTES}
 
 EVENT_ROUTES: tuple[EventRoute, ...] = (
     EventRoute(
         "chime_meeting_events", "Chime Meeting State Change", "handlers.chime_meeting_events",
-        "Meeting state from Chime's own events (a meeting Chime ended is marked ended)",
+        "The call's life from Chime: meeting started/ended, attendee presence",
+        STOP_RECORDING,
+    ),
+    EventRoute(
+        "chime_pipeline_events", "Chime Media Pipeline State Change", "handlers.chime_pipeline_events",
+        "Recording state from Chime's media pipeline events; artifacts recorded when they land",
+        LIST_RECORDINGS,
     ),
 )  # fmt: skip
 
-__all__ = ["EVENT_ROUTES", "ROUTES", "ROUTES_BY_NAME", "EventRoute", "Route"]
+SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob(
+        "reconcile", "rate(1 minute)", "handlers.reconcile",
+        "Ends meetings left empty with a recording running, closes meetings Chime ended without an event, "
+        "finishes or fails recordings stuck in a state",
+        ("chime:GetMeeting", "chime:DeleteMeeting", "chime:DeleteMediaCapturePipeline", "chime:GetMediaPipeline",
+         *LIST_RECORDINGS),
+        timeout_seconds=300,
+    ),
+    ScheduledJob(
+        "apply_retention", "cron(15 2 * * ? *)", "handlers.apply_retention",
+        "Deletes content past its retention (every object version), except under a legal hold",
+        DELETE_RECORDINGS, timeout_seconds=900,
+    ),
+)  # fmt: skip
+
+__all__ = ["EVENT_ROUTES", "ROUTES", "ROUTES_BY_NAME", "SCHEDULED_JOBS", "EventRoute", "Route", "ScheduledJob"]

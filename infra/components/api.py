@@ -90,7 +90,7 @@ class MeetingApi(Construct):
                 route.handler,
                 description=f"{route.method} {route.path}",
                 reserved_concurrency=config.reserved_concurrency or None,
-                chime_actions=route.chime_actions,
+                aws_actions=route.aws_actions,
             )
             self.functions[route.name] = function
             resource = self.api.root.resource_for_path(route.path)

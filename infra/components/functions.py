@@ -68,7 +68,7 @@ class FunctionFactory(Construct):
         memory: int = 512,
         timeout: Duration | None = None,
         reserved_concurrency: int | None = None,
-        chime_actions: tuple[str, ...] = (),
+        aws_actions: tuple[str, ...] = (),
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
         role = iam.Role(
@@ -80,10 +80,10 @@ class FunctionFactory(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
             ],
         )
-        if chime_actions:
+        if aws_actions:
             role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=list(chime_actions),
+                    actions=list(aws_actions),
                     # Meetings of this account and region only.
                     resources=[f"arn:{Aws.PARTITION}:chime:{Aws.REGION}:{Aws.ACCOUNT_ID}:meeting/*"],
                 )
@@ -119,12 +119,12 @@ class FunctionFactory(Construct):
             dead_letter_queue=dead_letter_queue,
         )
         self.functions[name] = function
-        self._suppress(name, role, function, chime_actions=bool(chime_actions), asynchronous=bool(dead_letter_queue))
+        self._suppress(name, role, function, aws_actions=bool(aws_actions), asynchronous=bool(dead_letter_queue))
         return function
 
     @staticmethod
     def _suppress(
-        name: str, role: iam.Role, function: lambda_.Function, *, chime_actions: bool, asynchronous: bool
+        name: str, role: iam.Role, function: lambda_.Function, *, aws_actions: bool, asynchronous: bool
     ) -> None:
         role_findings = [
             NagPackSuppression(
@@ -147,7 +147,7 @@ class FunctionFactory(Construct):
                 "(its Chime actions, its database user, its key); a shared managed policy would widen them",
             ),
         ]
-        if chime_actions:
+        if aws_actions:
             role_findings.append(
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",

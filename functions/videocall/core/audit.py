@@ -14,6 +14,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from videocall.core.db import Database
+
 AUDIT_CTE = """
     audited AS (
         INSERT INTO audit_events
@@ -46,3 +48,11 @@ class AuditEntry:
             "request_id": self.request_id,
             "details": Jsonb(self.details or {}),
         }
+
+
+def write_audit(db: Database, entry: AuditEntry, session_id: str | None = None) -> None:
+    """The audit row alone (reads, denials): one round trip."""
+    db.execute(
+        f"""WITH s AS (SELECT %(session_id)s::uuid AS id), {AUDIT_CTE} SELECT 1""",
+        {"session_id": session_id, **entry.params()},
+    )

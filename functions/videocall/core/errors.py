@@ -103,7 +103,57 @@ class NotAllowedToEnd(Forbidden):
 
 class NotAllowedToAddAttendees(Forbidden):
     code = "not_allowed_to_add_attendees"
-    message = "Only the provider or the meeting's creator may add attendees."
+    message = "Only the appointment's provider, or clinical staff the provider added, may add attendees."
+
+
+class NotAClinicalController(Forbidden):
+    code = "not_a_clinical_controller"
+    message = "Only the appointment's provider, or clinical staff the provider added, may do this."
+
+
+class NotAllowedToRecordConsent(Forbidden):
+    code = "not_allowed_to_record_consent"
+    message = "Only the patient records consent."
+
+
+class RecordingsNotAvailable(Forbidden):
+    code = "recordings_not_available"
+    message = "Recordings of this appointment are available to its provider only."
+
+
+class AdminOnly(Forbidden):
+    code = "admin_only"
+    message = "This is an administrator's operation."
+
+
+class PatientNotFound(DomainError):
+    status = 404
+    code = "patient_not_found"
+    message = "No such patient."
+
+
+class AppointmentNotFound(DomainError):
+    status = 404
+    code = "appointment_not_found"
+    message = "No such appointment."
+
+
+class ConsentRequired(DomainError):
+    status = 409
+    code = "consent_required"
+    message = "The patient has not granted consent for this."
+
+
+class LegalHold(DomainError):
+    status = 409
+    code = "legal_hold"
+    message = "The appointment is under a legal hold: nothing of it may be deleted until the hold is lifted."
+
+
+class RecordingLimitReached(DomainError):
+    status = 409
+    code = "recording_limit_reached"
+    message = "The video service cannot start another recording now; the meeting itself continues."
 
 
 class MeetingNotFound(DomainError):
@@ -157,3 +207,13 @@ class DatabaseUnavailable(ServiceUnavailable):
 class ChimeUnavailable(ServiceUnavailable):
     code = "chime_unavailable"
     message = "The video service is unavailable; retry later."
+
+
+class RecordingUnavailable(ServiceUnavailable):
+    code = "recording_unavailable"
+    message = "Recording is unavailable right now; the meeting itself continues. Retry later."
+
+
+class StorageUnavailable(ServiceUnavailable):
+    code = "storage_unavailable"
+    message = "Recording storage is unavailable; retry later."

@@ -1,4 +1,9 @@
-"""What a route is: the record each context's route table is made of (see videocall.routes)."""
+"""What a route is: the records each context's route table is made of (see videocall.routes).
+
+`aws_actions` lists the AWS actions a route's code calls (beyond the database); the CDK app turns
+them into the function's IAM policy with each action's resource type (infra/components/iam.py), and
+tests tie every call the code makes to this list.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,7 @@ class Route:
     summary: str
     response_model: type[BaseModel]
     status_code: int = 200
-    # Which AWS actions the function's role needs beyond the database (read by the CDK app).
-    chime_actions: tuple[str, ...] = ()
+    aws_actions: tuple[str, ...] = ()
 
     @property
     def powertools_rule(self) -> str:
@@ -36,7 +40,35 @@ class EventRoute:
     detail_type: str
     module: str
     description: str
+    aws_actions: tuple[str, ...] = ()
 
     @property
     def handler(self) -> str:
         return f"{self.module}.handler"
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A function run on a schedule (EventBridge Scheduler / a schedule rule)."""
+
+    name: str
+    schedule: str  # "rate(1 minute)", "cron(30 2 * * ? *)"
+    module: str
+    description: str
+    aws_actions: tuple[str, ...] = ()
+    timeout_seconds: int = 300
+
+    @property
+    def handler(self) -> str:
+        return f"{self.module}.handler"
+
+
+# Action groups shared by several routes.
+START_RECORDING = (
+    "chime:CreateMediaCapturePipeline", "chime:CreateMediaConcatenationPipeline",
+    "chime:DeleteMediaCapturePipeline", "iam:PassRole", "s3:GetBucketPolicy",
+)  # fmt: skip
+STOP_RECORDING = ("chime:DeleteMediaCapturePipeline",)
+READ_RECORDINGS = ("s3:GetObject", "kms:Decrypt")
+LIST_RECORDINGS = ("s3:ListBucket",)
+DELETE_RECORDINGS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion")

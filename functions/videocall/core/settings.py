@@ -27,6 +27,13 @@ EU_REGIONS = frozenset(
 )
 
 
+AUDIO_MUX_TYPES = ("AudioOnly", "AudioWithActiveSpeakerVideo", "AudioWithCompositedVideo")
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 class SettingsError(RuntimeError):
     """The environment does not describe a runnable configuration."""
 
@@ -48,10 +55,34 @@ class Settings:
     db_name: str = "videocall"
     db_user: str | None = None
     db_secret_arn: str | None = None
+    # --- recording (recordings context) ---
+    recordings_bucket: str = ""
+    recordings_bucket_region: str = ""
+    recordings_kms_key_arn: str = ""
+    pipeline_sink_role_arn: str = ""
+    s3_endpoint_url: str | None = None  # local stages only: the local S3
+    recording_audio: str = "AudioWithCompositedVideo"
+    recording_content_share: bool = True
+    recording_individual_video: bool = False
+    recording_resolution: str = "FHD"
+    recording_link_seconds: int = 900
+    recording_links_for_patient: bool = False
+    recording_stuck_seconds: int = 3600
+    # --- consent ---
+    consent_source: str = "patient"
+    # --- the call's life ---
+    empty_meeting_grace_seconds: int = 120
+    reconcile_calls_per_second: float = 5.0
+    reconcile_batch: int = 200
+    # --- retention, per kind of content ---
+    retention_days: tuple[tuple[str, int], ...] = (("recordings", 90),)
 
     @property
     def is_local(self) -> bool:
         return self.stage in LOCAL_STAGES
+
+    def retention_for(self, kind: str) -> int:
+        return dict(self.retention_days)[kind]
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -76,6 +107,23 @@ class Settings:
             db_name=e.get("DB_NAME", "videocall"),
             db_user=e.get("DB_USER") or None,
             db_secret_arn=e.get("DB_SECRET_ARN") or None,
+            recordings_bucket=e.get("RECORDINGS_BUCKET", "videocall-local-recordings" if stage in LOCAL_STAGES else ""),
+            recordings_bucket_region=e.get("RECORDINGS_BUCKET_REGION", e.get("CHIME_MEDIA_REGION", "eu-central-1")),
+            recordings_kms_key_arn=e.get("RECORDINGS_KMS_KEY_ARN", ""),
+            pipeline_sink_role_arn=e.get("PIPELINE_SINK_ROLE_ARN", ""),
+            s3_endpoint_url=e.get("S3_ENDPOINT_URL") or None,
+            recording_audio=e.get("RECORDING_AUDIO", "AudioWithCompositedVideo"),
+            recording_content_share=_flag(e.get("RECORDING_CONTENT_SHARE", "true")),
+            recording_individual_video=_flag(e.get("RECORDING_INDIVIDUAL_VIDEO", "false")),
+            recording_resolution=e.get("RECORDING_RESOLUTION", "FHD"),
+            recording_link_seconds=int(e.get("RECORDING_LINK_SECONDS", "900")),
+            recording_links_for_patient=_flag(e.get("RECORDING_LINKS_FOR_PATIENT", "false")),
+            recording_stuck_seconds=int(e.get("RECORDING_STUCK_SECONDS", "3600")),
+            consent_source=e.get("CONSENT_SOURCE", "patient"),
+            empty_meeting_grace_seconds=int(e.get("EMPTY_MEETING_GRACE_SECONDS", "120")),
+            reconcile_calls_per_second=float(e.get("RECONCILE_CALLS_PER_SECOND", "5")),
+            reconcile_batch=int(e.get("RECONCILE_BATCH", "200")),
+            retention_days=(("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),),
         )
         settings.check()
         return settings
@@ -83,6 +131,24 @@ class Settings:
     def check(self) -> None:
         if not self.firebase_project_id:
             raise SettingsError("FIREBASE_PROJECT_ID is required")
+        if self.recordings_bucket_region != self.chime_media_region:
+            # Chime writes captures only to a bucket in the meeting's media region.
+            raise SettingsError(
+                f"RECORDINGS_BUCKET_REGION {self.recordings_bucket_region!r} must be the media region "
+                f"{self.chime_media_region!r}"
+            )
+        if self.recording_audio not in AUDIO_MUX_TYPES:
+            raise SettingsError(f"RECORDING_AUDIO must be one of {', '.join(AUDIO_MUX_TYPES)}")
+        if self.recording_resolution not in ("HD", "FHD"):
+            raise SettingsError("RECORDING_RESOLUTION must be HD or FHD")
+        if self.consent_source not in ("patient", "external"):
+            raise SettingsError("CONSENT_SOURCE must be 'patient' or 'external'")
+        if not 60 <= self.recording_link_seconds <= 3600:
+            raise SettingsError("RECORDING_LINK_SECONDS must be between 60 and 3600")
+        if self.empty_meeting_grace_seconds < 30:
+            raise SettingsError("EMPTY_MEETING_GRACE_SECONDS must be at least 30 (longer than a network switch)")
+        if any(days < 1 for _, days in self.retention_days):
+            raise SettingsError("retention days must be at least 1")
         if not self.is_local:
             # Emulator mode makes firebase-admin accept unsigned tokens: never in a deployed stage.
             if self.firebase_auth_emulator_host:
@@ -91,6 +157,8 @@ class Settings:
                 raise SettingsError(f"the Chime emulator cannot serve deployed stage {self.stage!r}")
             if self.chime_media_region not in EU_REGIONS:
                 raise SettingsError(f"CHIME_MEDIA_REGION {self.chime_media_region!r} is outside the EU")
+            if self.s3_endpoint_url:
+                raise SettingsError(f"S3_ENDPOINT_URL (a local S3) is set in deployed stage {self.stage!r}")
 
 
 @cache

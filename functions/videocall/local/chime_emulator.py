@@ -17,7 +17,10 @@ import base64
 import re
 import secrets
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -82,9 +85,20 @@ def _server_side_problem(shape: Shape, value: Any, path: str) -> str | None:
 
 
 class ChimeEmulator:
-    def __init__(self, region: str = "eu-central-1", account_id: str = "111122223333") -> None:
+    """`emit`, when given, receives the EventBridge events Chime would send (`Chime Meeting State
+    Change`): MeetingStarted on create, MeetingEnded on delete or auto-end, AttendeeDeleted, and the
+    AttendeeJoined / Left / Dropped that `play` acts out (no real client connects locally).
+    `on_meeting_ended` listeners run when a meeting ends (the media-pipelines emulator stops its capture)."""
+
+    def __init__(
+        self, region: str = "eu-central-1", account_id: str = "111122223333",
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:  # fmt: skip
         self.region = region
         self.account_id = account_id
+        self.emit = emit
+        self.on_meeting_ended: list[Callable[[str], None]] = []
+        self._last_ms = 0
         self._lock = threading.Lock()
         self._meetings: dict[str, dict[str, Any]] = {}
         self._attendees: dict[str, dict[str, dict[str, Any]]] = {}  # meeting id -> attendee id -> attendee
@@ -105,7 +119,8 @@ class ChimeEmulator:
             self._meetings[meeting_id] = meeting
             self._attendees[meeting_id] = {}
             self._tokens[params["ClientRequestToken"]] = meeting_id
-            return {"Meeting": dict(meeting)}
+        self._event("chime:MeetingStarted", meeting)
+        return {"Meeting": dict(meeting)}
 
     def get_meeting(self, **params: Any) -> dict[str, Any]:
         self._check("GetMeeting", params)
@@ -115,8 +130,9 @@ class ChimeEmulator:
     def delete_meeting(self, **params: Any) -> dict[str, Any]:
         self._check("DeleteMeeting", params)
         with self._lock:
-            self._meeting("DeleteMeeting", params["MeetingId"])
+            meeting = self._meeting("DeleteMeeting", params["MeetingId"])
             self._end(params["MeetingId"])
+        self._ended(meeting)
         return {}
 
     def create_attendee(self, **params: Any) -> dict[str, Any]:
@@ -162,16 +178,66 @@ class ChimeEmulator:
     def delete_attendee(self, **params: Any) -> dict[str, Any]:
         self._check("DeleteAttendee", params)
         with self._lock:
-            self._meeting("DeleteAttendee", params["MeetingId"])
-            if self._attendees[params["MeetingId"]].pop(params["AttendeeId"], None) is None:
+            meeting = self._meeting("DeleteAttendee", params["MeetingId"])
+            attendee = self._attendees[params["MeetingId"]].pop(params["AttendeeId"], None)
+            if attendee is None:
                 raise _client_error("DeleteAttendee", "NotFoundException", "Attendee not found")
+        self._event("chime:AttendeeDeleted", meeting, attendee)
         return {}
 
     # --- emulator controls (what the real service does on its own) ----------------------------
     def auto_end(self, meeting_id: str) -> None:
         """What Chime does after 5 minutes with nobody connected, or after 24 hours."""
         with self._lock:
+            meeting = self._meetings.get(meeting_id)
             self._end(meeting_id)
+        if meeting is not None:
+            self._ended(meeting)
+
+    def play(self, meeting_id: str, attendee_id: str, what: str, *, network_type: str = "Voip") -> dict[str, Any]:
+        """Act out a client: `what` is joined, left or dropped. Returns the event sent."""
+        event_type = {
+            "joined": "chime:AttendeeJoined",
+            "left": "chime:AttendeeLeft",
+            "dropped": "chime:AttendeeDropped",
+        }
+        if what not in event_type:
+            raise ValueError("what must be joined, left or dropped")
+        with self._lock:
+            meeting = self._meeting("Play", meeting_id)
+            attendee = self._attendees[meeting_id].get(attendee_id)
+            if attendee is None:
+                raise _client_error("Play", "NotFoundException", "Attendee not found")
+        return self._event(event_type[what], meeting, attendee, networkType=network_type)
+
+    def _ended(self, meeting: dict[str, Any]) -> None:
+        self._event("chime:MeetingEnded", meeting)
+        for listener in list(self.on_meeting_ended):
+            listener(meeting["MeetingId"])
+
+    def _event(
+        self, event_type: str, meeting: dict[str, Any], attendee: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """An EventBridge `Chime Meeting State Change` event, as Chime sends it; handed to `emit`."""
+        with self._lock:
+            self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
+            at_ms = self._last_ms
+        detail: dict[str, Any] = {
+            "version": "0", "eventType": event_type, "timestamp": at_ms, "meetingId": meeting["MeetingId"],
+            "externalMeetingId": meeting["ExternalMeetingId"], "mediaRegion": meeting["MediaRegion"],
+        }  # fmt: skip
+        if attendee is not None:
+            detail.update(attendeeId=attendee["AttendeeId"], externalUserId=attendee["ExternalUserId"])
+        detail.update(extra)
+        event = {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Chime Meeting State Change",
+            "source": "aws.chime", "account": self.account_id,
+            "time": datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region, "resources": [], "detail": detail,
+        }  # fmt: skip
+        if self.emit is not None:
+            self.emit(event)
+        return event
 
     def attendee_count(self, meeting_id: str) -> int:
         return len(self._attendees.get(meeting_id, {}))

@@ -55,6 +55,7 @@ class ChimeClient(Protocol):
     def get_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
     def delete_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
     def delete_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class ChimeGateway:
@@ -86,6 +87,14 @@ class ChimeGateway:
             MeetingFeatures={"Audio": {"EchoReduction": "AVAILABLE"}},
         )
         return response["Meeting"]
+
+    def meeting_exists(self, meeting_id: str) -> bool:
+        """GetMeeting: False when Chime answers NotFound (the meeting ended, or was auto-ended)."""
+        try:
+            self._call("get_meeting", MeetingId=meeting_id)
+        except ChimeMeetingGone:
+            return False
+        return True
 
     def delete_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Already gone counts as done."""

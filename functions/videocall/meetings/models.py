@@ -79,11 +79,19 @@ class ChimeAttendee(_Open):
     JoinToken: str | None = Field(None, description="A credential: absent for users added earlier (they join)")
 
 
+class RecordingOnCreate(BaseModel):
+    state: Literal["off", "waiting_for_consent", "starting", "on", "interrupted"]
+    reason: str | None = Field(
+        None, description="why not on: consent_required, clinician_only, recording_limit_reached, recording_unavailable"
+    )
+
+
 class MeetingJoinResponse(BaseModel):
     meeting: ChimeMeeting
     attendee: ChimeAttendee
     recordingEnabled: bool | None = Field(None, description="create only")
     transcriptionEnabled: bool | None = Field(None, description="create only")
+    recording: RecordingOnCreate | None = Field(None, description="POST /meetings with enableRecording only")
 
 
 class AddedAttendee(BaseModel):
@@ -122,6 +130,9 @@ class MeetingStateResponse(BaseModel):
     appointmentId: str
     status: Literal["active", "ended", "failed"]
     recordingEnabled: bool
+    recordingState: Literal["off", "waiting_for_consent", "starting", "on", "interrupted"] = Field(
+        description="shown to every participant: the app displays that the call is being recorded"
+    )
     transcriptionEnabled: bool
     transcriptionLanguage: str | None
     createdAt: str

@@ -12,21 +12,18 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from videocall.core.audit import AUDIT_CTE as _AUDIT
-from videocall.core.audit import AuditEntry
+from videocall.core.audit import AuditEntry, write_audit
+from videocall.core.context import CALLER_AND_APPOINTMENT as _CALLER_AND_APPOINTMENT
+from videocall.core.context import MEETING_JOINS
 from videocall.core.db import Database, Row
 
 _SESSION_COLUMNS = """
     s.id::text AS session_id, s.status AS session_status, s.generation, s.client_request_token,
     s.meeting_id, s.external_meeting_id, s.meeting_arn, s.media_region, s.media_placement,
-    s.meeting_features, s.recording_enabled, s.transcription_enabled, s.transcription_language,
+    s.meeting_features, s.recording_enabled, s.recording_state, s.transcription_enabled, s.transcription_language,
     s.created_by::text AS created_by, s.ended_by::text AS ended_by, s.created_at, s.ended_at,
     s.updated_at < now() - make_interval(secs => %(stale_seconds)s) AS session_stale"""
 
-_CALLER_AND_APPOINTMENT = """
-    u.id::text AS caller_id, u.role AS caller_role,
-    a.id AS appointment_id, a.provider_id::text AS provider_id, a.patient_id::text AS patient_id,
-    a.video_enabled, a.status AS appointment_status,
-    ma.attendee_id AS caller_attendee_id, ma.added_by IS NOT NULL AS caller_was_added"""
 
 _ATTENDEES_JSON = """,
     (SELECT coalesce(json_agg(json_build_object(
@@ -85,10 +82,7 @@ class SessionRepository:
     def meeting_context(self, firebase_uid: str, meeting_id: str, *, with_attendees: bool = False) -> Row | None:
         return self._db.read_one(
             f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS} {_ATTENDEES_JSON if with_attendees else ""}
-                  FROM users u
-                  LEFT JOIN video_call_sessions s ON s.meeting_id = %(meeting_id)s
-                  LEFT JOIN appointments a ON a.id = s.appointment_id
-                  LEFT JOIN meeting_attendees ma ON ma.session_id = s.id AND ma.user_id = u.id
+                  {MEETING_JOINS}
                  WHERE u.firebase_uid = %(uid)s""",
             {"uid": firebase_uid, "meeting_id": meeting_id, "stale_seconds": self._stale_seconds},
         )
@@ -250,25 +244,35 @@ class SessionRepository:
             {"session_id": session_id, "ended_by": ended_by, **audit.params()},
         )
 
-    def end_session_by_meeting(self, *, meeting_id: str, ended_at_ms: int, audit: AuditEntry) -> bool:
-        """Chime says the meeting ended: mark its live session ended (no-op when already ended, so
-        repeated, late or out-of-order events change nothing)."""
+    def live_sessions_to_reconcile(self, limit: int) -> list[Row]:
+        """Live sessions, least recently checked against Chime first; marked checked in the same statement."""
+        return self._db.fetch_all(
+            """UPDATE video_call_sessions v SET reconciled_at = now()
+                 FROM (SELECT id FROM video_call_sessions WHERE status = 'active'
+                        ORDER BY reconciled_at NULLS FIRST LIMIT %(limit)s FOR UPDATE SKIP LOCKED) pick
+                WHERE v.id = pick.id
+            RETURNING v.id::text AS session_id, v.meeting_id, v.appointment_id""",
+            {"limit": limit},
+        )
+
+    def end_session_by_meeting(self, *, meeting_id: str, ended_at_ms: int, audit: AuditEntry) -> float | None:
+        """The meeting ended: mark its live session ended (no-op when already ended, so repeated, late
+        or out-of-order events change nothing). Its duration in seconds when this call ended it."""
         row = self._db.fetch_one(
             f"""WITH s AS (
                     UPDATE video_call_sessions
                        SET status = 'ended', ended_at = coalesce(ended_at, to_timestamp(%(at_ms)s / 1000.0)),
                            updated_at = now()
                      WHERE meeting_id = %(meeting_id)s AND status = 'active'
-                    RETURNING id, appointment_id
+                    RETURNING id, appointment_id, created_at, ended_at
                 ), {_AUDIT}
-                SELECT count(*) AS n FROM s""",
+                SELECT count(*) AS n, max(extract(epoch FROM ended_at - created_at)) AS seconds FROM s""",
             {"at_ms": ended_at_ms, **audit.params(), "meeting_id": meeting_id},
         )
-        return bool(row and row["n"])
+        if row and row["n"]:
+            return float(row["seconds"] or 0)
+        return None
 
     # --- the audit trail alone (reads and denials) ----------------------------------------------------
     def audit(self, entry: AuditEntry, session_id: str | None = None) -> None:
-        self._db.execute(
-            f"""WITH s AS (SELECT %(session_id)s::uuid AS id), {_AUDIT} SELECT 1""",
-            {"session_id": session_id, **entry.params()},
-        )
+        write_audit(self._db, entry, session_id)

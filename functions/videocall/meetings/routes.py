@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from videocall.core.routing import Route
+from videocall.core.routing import START_RECORDING, Route
 from videocall.meetings import models
 from videocall.meetings.service import BatchJoinResult, EndResult, MeetingJoin, SessionState
 
@@ -14,7 +14,7 @@ ROUTES: tuple[Route, ...] = (
         "Create the appointment's meeting, or return its live one, with the caller's attendee",
         models.MeetingJoinResponse, 201,
         ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
-         "chime:DeleteMeeting"),
+         "chime:DeleteMeeting", *START_RECORDING),
     ),
     Route(
         "join_meeting", "POST", "/meetings/{meetingId}/attendees", "handlers.join_meeting",
@@ -38,7 +38,7 @@ ROUTES: tuple[Route, ...] = (
         "chime_meeting_token", "POST", "/chime-meeting-token", "handlers.chime_meeting_token",
         "The app's original endpoint: {action: create | join | batch-join | end}", models.MeetingJoinResponse, 200,
         ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
-         "chime:BatchCreateAttendee", "chime:DeleteMeeting"),
+         "chime:BatchCreateAttendee", "chime:DeleteMeeting", *START_RECORDING),
     ),
 )  # fmt: skip
 
@@ -70,6 +70,7 @@ def state_body(state: SessionState) -> dict[str, Any]:
         "appointmentId": state.appointment_id,
         "status": state.status,
         "recordingEnabled": state.recording_enabled,
+        "recordingState": state.recording_state,
         "transcriptionEnabled": state.transcription_enabled,
         "transcriptionLanguage": state.transcription_language,
         "createdAt": state.created_at,

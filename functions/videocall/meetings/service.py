@@ -38,13 +38,14 @@ from videocall.core.access import (
     authorize_join,
 )
 from videocall.core.audit import AuditEntry
+from videocall.core.context import appointment_from as _appointment
+from videocall.core.context import caller_from as _caller
 from videocall.core.db import Row
 from videocall.core.errors import (
     CreateInProgress,
     DomainError,
     MeetingEnded,
     UnsupportedTranscriptionLanguage,
-    UserNotRegistered,
 )
 from videocall.core.observability import MetricUnit, count_failure, logger, metrics
 from videocall.meetings.chime import ChimeAttendeeGone, ChimeGateway, ChimeMeetingGone
@@ -85,6 +86,9 @@ class MeetingJoin:
     recording_enabled: bool
     transcription_enabled: bool
     created: bool = False
+    # Who joined which appointment's meeting: other contexts act on the same call without a new read.
+    caller: Caller | None = None
+    appointment: Appointment | None = None
 
 
 @dataclass
@@ -108,6 +112,7 @@ class SessionState:
     appointment_id: str
     status: str
     recording_enabled: bool
+    recording_state: str
     transcription_enabled: bool
     transcription_language: str | None
     created_at: str
@@ -122,24 +127,6 @@ def check_transcription_language(command: CreateMeetingCommand) -> None:
             f"transcription; use one of: {', '.join(TRANSCRIPTION_LANGUAGES)}.",
             details={"supportedLanguages": list(TRANSCRIPTION_LANGUAGES)},
         )
-
-
-def _caller(row: Row | None) -> Caller:
-    if row is None:
-        raise UserNotRegistered()
-    return Caller(user_id=row["caller_id"], role=row["caller_role"])
-
-
-def _appointment(row: Row) -> Appointment | None:
-    if row.get("appointment_id") is None:
-        return None
-    return Appointment(
-        id=row["appointment_id"],
-        provider_id=row["provider_id"],
-        patient_id=row["patient_id"],
-        video_enabled=row["video_enabled"],
-        status=row["appointment_status"],
-    )
 
 
 def _meeting_object(row: Row) -> dict[str, Any]:
@@ -258,6 +245,8 @@ class MeetingService:
             recording_enabled=command.enable_recording,
             transcription_enabled=command.enable_transcription,
             created=leader,
+            caller=caller,
+            appointment=appointment,
         )
 
     def _create_failed(
@@ -348,6 +337,8 @@ class MeetingService:
             session_id=row["session_id"],
             recording_enabled=row["recording_enabled"],
             transcription_enabled=row["transcription_enabled"],
+            caller=caller,
+            appointment=appointment,
         )
 
     def _mark_gone(self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None) -> None:
@@ -476,24 +467,13 @@ class MeetingService:
             appointment_id=appointment.id,
             status=row["session_status"],
             recording_enabled=row["recording_enabled"],
+            recording_state=row["recording_state"],
             transcription_enabled=row["transcription_enabled"],
             transcription_language=row["transcription_language"],
             created_at=row["created_at"].isoformat(),
             ended_at=row["ended_at"].isoformat() if row["ended_at"] else None,
             attendees=row["attendees"],
         )
-
-    # --- Chime's own events ----------------------------------------------------------------------
-    def record_meeting_ended(self, meeting_id: str, ended_at_ms: int, event_id: str | None) -> bool:
-        """chime:MeetingEnded (DeleteMeeting, auto-end, 24 h): the session is over. Idempotent."""
-        ended = self._sessions.end_session_by_meeting(
-            meeting_id=meeting_id,
-            ended_at_ms=ended_at_ms,
-            audit=AuditEntry(None, "meeting.ended_by_chime", None, None, meeting_id, event_id),
-        )
-        if ended:
-            metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
-        return ended
 
     # --- shared -------------------------------------------------------------------------------------
     def _meeting_access(
@@ -512,7 +492,8 @@ class MeetingService:
         assert row is not None
         appointment = self._authorized(
             lambda: rule(
-                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"])
+                caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"]),
+                added_by=row["caller_added_by"],
             ),
             caller, action, None, meeting_id, request_id, row,
         )  # fmt: skip

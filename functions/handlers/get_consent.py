@@ -1,0 +1,14 @@
+"""GET /appointments/{appointmentId}/consent: the patient's consent, for the appointment's participants."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(appointmentId: AppointmentIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, runtime().consent.get(uid, appointmentId, request_id).body())
+
+
+handler = lambda_handler_for("get_consent")

@@ -1,0 +1,15 @@
+"""DELETE /admin/appointments/{appointmentId}/legal-hold: lift a legal hold (admin; idempotent)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(appointmentId: AppointmentIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    runtime().privacy.lift_hold(uid, appointmentId, request_id)
+    return json_response(200, {"appointmentId": appointmentId, "held": False})
+
+
+handler = lambda_handler_for("lift_legal_hold")

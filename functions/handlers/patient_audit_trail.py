@@ -1,0 +1,23 @@
+"""GET /admin/patients/{patientId}/audit-trail?before=&limit=: the patient's audit trail (admin)."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from videocall.http import FirebaseUid, PatientIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(
+    patientId: PatientIdParam,
+    uid: FirebaseUid,
+    request_id: RequestId,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Response[Any]:
+    events = runtime().privacy.audit_trail(uid, patientId, before_id=before, limit=limit, request_id=request_id)
+    next_before = events[-1]["id"] if len(events) == limit else None
+    return json_response(200, {"patientId": patientId, "events": events, "nextBefore": next_before})
+
+
+handler = lambda_handler_for("patient_audit_trail")

@@ -1,0 +1,15 @@
+"""POST /meetings/{meetingId}/recording: start recording (clinical staff, with consent)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.recordings.routes import status_body
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, status_body(runtime().recordings.start(uid, meetingId, request_id)))
+
+
+handler = lambda_handler_for("start_recording")

@@ -1,0 +1,1 @@
+"""Consent: the patient's consent per appointment to recording, transcription and AI processing."""

@@ -1,0 +1,18 @@
+"""The consent context's routes."""
+
+from __future__ import annotations
+
+from videocall.consent.models import ConsentResponse
+from videocall.core.routing import START_RECORDING, STOP_RECORDING, Route
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "put_consent", "PUT", "/appointments/{appointmentId}/consent", "handlers.put_consent",
+        "Record the patient's consent (recording, transcription, AI processing); a withdrawal stops recording",
+        ConsentResponse, 200, (*START_RECORDING, *STOP_RECORDING),
+    ),
+    Route(
+        "get_consent", "GET", "/appointments/{appointmentId}/consent", "handlers.get_consent",
+        "The patient's consent, for the appointment's participants", ConsentResponse, 200,
+    ),
+)  # fmt: skip

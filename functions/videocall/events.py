@@ -1,0 +1,69 @@
+"""Chime's EventBridge events → the context that owns each event type.
+
+Delivery is best effort (missing, repeated, late, out of order): every context applies an event
+idempotently and order-tolerantly, and the scheduled reconciler (videocall.jobs) catches what was missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from videocall.core.observability import logger, metrics, tracer
+from videocall.runtime import Runtime, runtime
+
+
+def _basics(event: dict[str, Any]) -> tuple[dict[str, Any], str, str, int]:
+    detail = event.get("detail") or {}
+    return detail, str(detail.get("eventType", "")), str(event.get("id", "")), int(detail.get("timestamp") or 0)
+
+
+def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`Chime Meeting State Change`."""
+    detail, event_type, event_id, at_ms = _basics(event)
+    meeting_id = detail.get("meetingId")
+    if not meeting_id:
+        return {"ignored": event_type}
+    if event_type == "chime:MeetingEnded":
+        changed = rt.lifecycle.record_meeting_ended(meeting_id, at_ms, event_id)
+        # Chime stops the capture with the meeting; stopping it ourselves starts the concatenation
+        # at once and records why (a no-op when nothing runs).
+        stopped = rt.recordings.stop_for_meeting(meeting_id, "meeting_ended", event_id)
+        logger.info("meeting ended event", extra={"meeting_id": meeting_id, "changed": changed, "stopped": stopped})
+        return {"handled": event_type, "changed": changed, "recordingsStopped": stopped}
+    if event_type.startswith("chime:Attendee") and detail.get("attendeeId"):
+        outcome = rt.presence.on_attendee_event(
+            event_id=event_id, event_type=event_type, meeting_id=meeting_id, attendee_id=detail["attendeeId"],
+            external_user_id=str(detail.get("externalUserId", "")), network_type=detail.get("networkType"),
+            at_ms=at_ms,
+        )  # fmt: skip
+        return {"handled": event_type, "outcome": outcome}
+    return {"ignored": event_type}
+
+
+def on_pipeline_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`Chime Media Pipeline State Change`."""
+    detail, event_type, event_id, at_ms = _basics(event)
+    pipeline_id = detail.get("mediaPipelineId")
+    if not pipeline_id:
+        return {"ignored": event_type}
+    outcome = rt.recordings.on_pipeline_event(
+        event_id=event_id, event_type=event_type, pipeline_id=pipeline_id, at_ms=at_ms
+    )
+    logger.info("pipeline event", extra={"event_type": event_type, "outcome": outcome,
+                                          "meeting_id": detail.get("meetingId")})  # fmt: skip
+    return {"handled": event_type, "outcome": outcome}
+
+
+def lambda_entry(dispatch: Callable[[Runtime, dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """The Lambda entry point of an event function: logging context, tracing, metrics, then `dispatch`."""
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return dispatch(runtime(), event)
+
+    return handler

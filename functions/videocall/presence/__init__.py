@@ -1,0 +1,1 @@
+"""Presence: who is connected to which meeting, from Chime's attendee events; when a meeting emptied."""

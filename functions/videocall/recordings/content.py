@@ -1,0 +1,67 @@
+"""Recordings as appointment content: retention, export and erasure (videocall.core.records)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videocall.core.audit import AuditEntry
+from videocall.core.observability import MetricUnit, metrics
+from videocall.core.storage import ObjectStore
+from videocall.recordings.repository import RecordingRepository
+
+
+class RecordingsContent:
+    kind = "recordings"
+
+    def __init__(self, recordings: RecordingRepository, store: ObjectStore) -> None:
+        self._recordings = recordings
+        self._store = store
+
+    def export(self, appointment_ids: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for row in self._recordings.of_appointments(appointment_ids):
+            item = {
+                "recordingId": row["recording_id"], "appointmentId": row["appointment_id"],
+                "meetingId": row["meeting_id"], "sequence": row["sequence"], "state": row["state"],
+                "startedAt": row["started_at"].isoformat(), "startedBy": row["started_by"],
+                "stoppedAt": row["stopped_at"].isoformat() if row["stopped_at"] else None,
+                "stoppedBy": row["stopped_by"], "stopReason": row["stop_reason"],
+                "artifacts": [],
+            }  # fmt: skip
+            for artifact in row["artifacts"]:
+                name = f"{row['meeting_id']}-r{row['sequence']}-{artifact['kind']}"
+                item["artifacts"].append({
+                    "kind": artifact["kind"], "sizeBytes": artifact["sizeBytes"],
+                    "downloadUrl": self._store.download_link(artifact["key"], name),
+                })  # fmt: skip
+            out.append(item)
+        return out
+
+    def erase(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> int:
+        rows = [r for r in self._recordings.of_appointments(appointment_ids) if r["state"] != "deleted"]
+        return self._delete(rows, actor=actor, action="privacy.erase_recordings", request_id=request_id)
+
+    def expire(self, *, older_than_days: int, held: frozenset[str], request_id: str | None) -> int:
+        rows = [r for r in self._recordings.older_than(older_than_days) if r["appointment_id"] not in held]
+        return self._delete(rows, actor=None, action="retention.delete_recordings", request_id=request_id)
+
+    def _delete(self, rows: list[Any], *, actor: str | None, action: str, request_id: str | None) -> int:
+        if not rows:
+            return 0
+        versions = 0
+        for row in rows:
+            # Every version and delete marker under the recording's folder: capture chunks and files.
+            versions += self._store.delete_all_versions(f"{row['s3_prefix']}/")
+        by_appointment: dict[str, list[str]] = {}
+        for row in rows:
+            by_appointment.setdefault(row["appointment_id"], []).append(row["recording_id"])
+        deleted = 0
+        for appointment_id, ids in by_appointment.items():
+            deleted += self._recordings.mark_deleted(
+                recording_ids=ids,
+                audit=AuditEntry(actor, action, appointment_id, None, None, request_id,
+                                 details={"recordings": len(ids)}),
+            )  # fmt: skip
+        metrics.add_metric(name="RecordingsDeleted", unit=MetricUnit.Count, value=deleted)
+        metrics.add_metric(name="ObjectVersionsDeleted", unit=MetricUnit.Count, value=versions)
+        return deleted

@@ -1,0 +1,411 @@
+"""The recording rules: start, stop, list with download links, and the pipeline events.
+
+Who: clinical controls belong to the appointment's provider and provider-role staff the provider
+added (videocall.core.access); consent: only while the patient has granted recording.
+
+Budget (database round trips; pipeline calls):
+- start, new recording:  context, claim, CreateMediaCapturePipeline + CreateMediaConcatenationPipeline,
+                         activate                                                     (3 DB, 2 calls)
+- start, running:        context                                                      (1 DB)
+- stop:                  context, DeleteMediaCapturePipeline, stop+audit              (2 DB, 1 call)
+- list:                  context, recordings with artifacts, one audit row per link   (3 DB, 0 calls)
+
+Start, stop, start makes two recordings: each capture has its own ClientRequestToken
+(`<meeting id>-r<sequence>`), so a retried start reuses its pipeline and a new start makes a new one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import PurePosixPath
+from typing import Any
+
+from videocall.core.access import (
+    Appointment,
+    Caller,
+    Membership,
+    authorize_clinical_control,
+    authorize_join,
+    is_clinical_controller,
+    may_download_recordings,
+)
+from videocall.core.audit import AuditEntry
+from videocall.core.context import AccessGate, appointment_from, caller_from, membership_from
+from videocall.core.db import Row
+from videocall.core.errors import (
+    ConsentRequired,
+    CreateInProgress,
+    DomainError,
+    MeetingEnded,
+    MeetingNotFound,
+    RecordingLimitReached,
+    RecordingUnavailable,
+)
+from videocall.core.observability import MetricUnit, count_failure, logger, metrics
+from videocall.core.storage import ObjectStore
+from videocall.meetings.service import MeetingJoin
+from videocall.recordings.models import RecordingStatus, RecordingsView
+from videocall.recordings.pipelines import PipelinesGateway
+from videocall.recordings.repository import RUNNING, ArtifactRecord, RecordingRepository
+
+MEDIA_KINDS = frozenset({"audio", "video", "content", "composited-video"})
+FILE_EXTENSIONS = {"audio": ".mp4", "video": ".mp4", "content": ".mp4", "composited-video": ".mp4"}
+
+# Pipeline events: the recording state each moves to, from which states, and whether ordering matters
+# (transitions that can go back and forth compare event timestamps; forward-only ones never go back).
+CAPTURE_EVENTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "chime:MediaPipelineInProgress": ("recording", ("starting", "interrupted"), True),
+    "chime:MediaPipelineResumed": ("recording", ("interrupted",), True),
+    "chime:MediaPipelineTemporaryFailure": ("interrupted", ("starting", "recording"), True),
+    "chime:MediaPipelinePermanentFailure": ("failed", RUNNING, False),
+    "chime:MediaPipelineDeleted": ("processing", RUNNING, False),
+}
+
+
+def recording_prefix(appointment_id: str, meeting_id: str) -> str:
+    """Per meeting, under its appointment: retention and erasure find everything by prefix."""
+    return f"recordings/{appointment_id}/{meeting_id}"
+
+
+def summary(row: Row) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "recordingId": row["recording_id"],
+        "sequence": row["sequence"],
+        "state": row["state"],
+        "startedAt": iso(row["started_at"]),
+        "stoppedAt": iso(row["stopped_at"]),
+        "completedAt": iso(row.get("completed_at")),
+        "stopReason": row.get("stop_reason"),
+    }
+
+
+class RecordingService:
+    def __init__(
+        self, recordings: RecordingRepository, pipelines: PipelinesGateway, store: ObjectStore, gate: AccessGate,
+        *, links_for_patient: bool = False,
+    ) -> None:  # fmt: skip
+        self._recordings = recordings
+        self._pipelines = pipelines
+        self._store = store
+        self._gate = gate
+        self._links_for_patient = links_for_patient
+
+    # --- start -----------------------------------------------------------------------------------
+    def start(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:
+        caller, appointment, row = self._control_access(firebase_uid, meeting_id, request_id, "recording.start")
+        return self._start(caller.user_id, appointment, row, request_id)
+
+    def start_on_create(self, join: MeetingJoin, request_id: str | None) -> RecordingStatus:
+        """create with enableRecording: the meeting exists whatever happens here; the answer says whether
+        recording is on, waiting for the patient's consent (it starts when consent is granted), or why not.
+        Uses the caller and appointment create already read: no access round trip of its own."""
+        meeting_id = join.meeting["MeetingId"]
+        caller, appointment = join.caller, join.appointment
+        assert caller is not None and appointment is not None
+        if not is_clinical_controller(caller, appointment, Membership()):
+            return RecordingStatus(meeting_id, "off", reason="clinician_only")
+        session = {
+            "session_id": join.session_id, "session_status": "active", "meeting_id": meeting_id,
+            "meeting_arn": join.meeting.get("MeetingArn"), "session_recording_state": "off", "state": None,
+            "consent_recording": "granted",  # checked by the claim itself
+        }  # fmt: skip
+        try:
+            return self._start(caller.user_id, appointment, session, request_id, wait_for_consent=True)
+        except ConsentRequired:
+            return RecordingStatus(meeting_id, "waiting_for_consent", reason="consent_required")
+        except (RecordingLimitReached, RecordingUnavailable) as exc:
+            return RecordingStatus(meeting_id, "off", reason=exc.code)
+
+    def start_waiting(self, appointment_id: str, request_id: str | None) -> int:
+        """Consent was granted: start the recordings a clinician asked for while it was missing.
+        The provider is recorded as the one who started them (they asked for it at create)."""
+        started = 0
+        for waiting in self._recordings.waiting_for_consent(appointment_id):
+            row = self._recordings.session_by_id(waiting["session_id"])
+            if row is None:
+                continue
+            appointment = Appointment(appointment_id, row["provider_id"], row["patient_id"], True, "in_progress")
+            try:
+                self._start(row["provider_id"], appointment, row, request_id)
+                started += 1
+            except DomainError as exc:
+                logger.warning("recording waiting for consent did not start", extra={"error_code": exc.code})
+        return started
+
+    def _start(
+        self, actor: str, appointment: Appointment, row: Row, request_id: str | None, *, wait_for_consent: bool = False
+    ) -> RecordingStatus:
+        meeting_id = row.get("meeting_id") or ""
+        if row["session_status"] != "active":
+            raise MeetingEnded()
+        if row["state"] in RUNNING and row["state"] != "starting":
+            return RecordingStatus(meeting_id, row["session_recording_state"], summary(row))  # already on
+        if row["consent_recording"] != "granted":
+            raise ConsentRequired("The patient has not granted consent to record this appointment.")
+        claim = None
+        for _ in range(3):
+            claim = self._recordings.claim(
+                session_id=row["session_id"], meeting_id=meeting_id, appointment_id=appointment.id,
+                prefix=recording_prefix(appointment.id, meeting_id), started_by=actor,
+                wait_for_consent=wait_for_consent,
+                audit=self._audit(actor, "recording.start", appointment, meeting_id, request_id),
+            )  # fmt: skip
+            if claim is not None:
+                break
+        if claim is None:
+            raise CreateInProgress("A recording is being started; retry shortly.")
+        if claim["outcome"] == "no_consent":
+            raise ConsentRequired("The patient has not granted consent to record this appointment.")
+        if claim["outcome"] == "running" and claim["state"] == "starting" and claim["capture_pipeline_id"] is None:
+            # Another request (or a retry of this one) is creating the pipelines: same token, same pipelines.
+            return self._create_pipelines(actor, appointment, row, claim, request_id)
+        if claim["state"] != "starting":
+            return RecordingStatus(
+                meeting_id, "on" if claim["state"] == "recording" else claim["state"], summary(claim)
+            )
+        return self._create_pipelines(actor, appointment, row, claim, request_id)
+
+    def _create_pipelines(
+        self, actor: str, appointment: Appointment, session: Row, claim: Row, request_id: str | None
+    ) -> RecordingStatus:
+        meeting_id = claim["meeting_id"]
+        capture = None
+        try:
+            capture = self._pipelines.start_capture(
+                meeting_arn=session["meeting_arn"], meeting_id=meeting_id, prefix=claim["s3_prefix"],
+                token=claim["client_request_token"],
+            )  # fmt: skip
+            concatenation = self._pipelines.start_concatenation(
+                capture=capture, prefix=claim["s3_prefix"], token=claim["client_request_token"].replace("-r", "-c", 1)
+            )
+        except DomainError as exc:
+            if capture is not None:
+                self._pipelines.stop_capture(capture.id)
+            self._recordings.fail(
+                recording_id=claim["recording_id"], error=f"pipeline create failed: {exc.code}",
+                audit=self._audit(actor, "recording.start", appointment, meeting_id, request_id, outcome="failed",
+                                  details={"error": exc.code, "sequence": claim["sequence"]}),
+            )  # fmt: skip
+            count_failure("recording_start")
+            raise
+        activated = self._recordings.activate(
+            recording_id=claim["recording_id"], capture=capture, concatenation=concatenation
+        )
+        metrics.add_metric(name="RecordingsStarted", unit=MetricUnit.Count, value=1)
+        logger.info("recording started", extra={"meeting_id": meeting_id, "sequence": claim["sequence"]})
+        state = activated["state"] if activated else "recording"
+        return RecordingStatus(meeting_id, "on" if state == "recording" else state, summary(activated or claim))
+
+    # --- stop ------------------------------------------------------------------------------------
+    def stop(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:
+        caller, appointment, row = self._control_access(firebase_uid, meeting_id, request_id, "recording.stop")
+        if row["state"] not in RUNNING:
+            # Stopping a stopped recording is a no-op.
+            return RecordingStatus(
+                meeting_id, row["session_recording_state"], summary(row) if row["recording_id"] else None
+            )
+        stopped = self._stop(row, caller.user_id, "stopped", appointment, request_id)
+        return RecordingStatus(meeting_id, "off", summary(stopped) if stopped else None)
+
+    def stop_for_withdrawn_consent(self, appointment: Appointment, actor: str, request_id: str | None) -> int:
+        """The patient withdrew recording consent: every running recording of the appointment stops now."""
+        stopped = 0
+        for row in self._recordings.running(appointment_id=appointment.id):
+            if self._stop(row, actor, "consent_withdrawn", appointment, request_id):
+                stopped += 1
+        return stopped
+
+    def stop_for_meeting(self, meeting_id: str, reason: str, event_id: str | None = None) -> int:
+        """The meeting ended (or is being ended by the system): stop its capture so the concatenation runs."""
+        stopped = 0
+        for row in self._recordings.running(meeting_id=meeting_id):
+            appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+            if self._stop(row, None, reason, appointment, event_id):
+                stopped += 1
+        return stopped
+
+    def _stop(
+        self, row: Row, actor: str | None, reason: str, appointment: Appointment, request_id: str | None
+    ) -> Row | None:
+        if row["state"] == "starting" and not row["capture_pipeline_id"]:
+            raise CreateInProgress("The recording is still starting; retry shortly.")
+        if row["capture_pipeline_id"]:
+            self._pipelines.stop_capture(row["capture_pipeline_id"])
+        stopped = self._recordings.stop(
+            recording_id=row["recording_id"], stopped_by=actor, reason=reason,
+            audit=self._audit(actor, "recording.stop", appointment, row["meeting_id"], request_id,
+                              details={"reason": reason, "sequence": row["sequence"]}),
+        )  # fmt: skip
+        if stopped:
+            metrics.add_metric(name="RecordingsStopped", unit=MetricUnit.Count, value=1)
+        return stopped
+
+    # --- list, with download links ------------------------------------------------------------------
+    def recordings(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingsView:
+        row = self._recordings.meeting_context(firebase_uid, meeting_id)
+        caller = caller_from(row)
+        assert row is not None
+        appointment = self._gate.check(
+            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"])),
+            caller=caller, action="recording.list", row=row, meeting_id=meeting_id, request_id=request_id,
+        )  # fmt: skip
+        with_links = may_download_recordings(
+            caller, appointment, membership_from(row), patient_allowed=self._links_for_patient
+        )
+        view = RecordingsView(meeting_id, row["session_recording_state"])
+        audits: list[AuditEntry] = []
+        for rec in self._recordings.recordings_of_session(row["session_id"]):
+            item = summary(rec)
+            item["artifacts"] = []
+            for artifact in rec["artifacts"]:
+                shown: dict[str, Any] = {k: artifact[k] for k in ("kind", "sizeBytes", "durationMs")}
+                if with_links and rec["state"] == "completed":
+                    name = f"{meeting_id}-r{rec['sequence']}-{artifact['kind']}{PurePosixPath(artifact['key']).suffix}"
+                    shown["downloadUrl"] = self._store.download_link(artifact["key"], name)
+                    audits.append(self._audit(caller.user_id, "recording.download_link", appointment, meeting_id,
+                                              request_id, details={"recording_id": rec["recording_id"],
+                                                                   "kind": artifact["kind"]}))  # fmt: skip
+                item["artifacts"].append(shown)
+            view.recordings.append(item)
+        self._recordings.audit_many(audits, row["session_id"])
+        if audits:
+            view.links_expire_in_seconds = self._store.link_seconds
+            metrics.add_metric(name="RecordingLinksIssued", unit=MetricUnit.Count, value=len(audits))
+        return view
+
+    # --- pipeline events (EventBridge `Chime Media Pipeline State Change`) ---------------------------
+    def on_pipeline_event(self, *, event_id: str, event_type: str, pipeline_id: str, at_ms: int) -> str:
+        """Pipeline events do not say which kind of pipeline they are about: match the stored ids."""
+        row = self._recordings.by_pipeline(pipeline_id)
+        if row is None:
+            return "unknown_pipeline"
+        appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+        if row["kind"] == "capture":
+            transition = CAPTURE_EVENTS.get(event_type)
+            if transition is None:
+                return "ignored"
+            state, from_states, ordered = transition
+            error = "pipeline permanent failure" if state == "failed" else None
+            changed = self._recordings.apply_event(
+                recording_id=row["recording_id"], event_id=event_id, state=state, from_states=from_states,
+                at_ms=at_ms, ordered=ordered, error=error,
+                audit=self._audit(None, f"recording.{state}", appointment, row["meeting_id"], event_id,
+                                  outcome="failed" if error else "allowed", details={"sequence": row["sequence"]}),
+            )  # fmt: skip
+            if changed and state == "failed":
+                count_failure("recording_failed")
+                metrics.add_metric(name="RecordingFailures", unit=MetricUnit.Count, value=1)
+            return state if changed else "unchanged"
+        # The concatenation pipeline: done when it is deleted (stopped); failed on permanent failure.
+        if event_type == "chime:MediaPipelinePermanentFailure":
+            changed = self._recordings.apply_event(
+                recording_id=row["recording_id"], event_id=event_id, state="failed",
+                from_states=("processing", *RUNNING), at_ms=at_ms, ordered=False,
+                error="concatenation permanent failure",
+                audit=self._audit(None, "recording.failed", appointment, row["meeting_id"], event_id,
+                                  outcome="failed", details={"sequence": row["sequence"]}),
+            )  # fmt: skip
+            if changed:
+                count_failure("recording_failed")
+                metrics.add_metric(name="RecordingFailures", unit=MetricUnit.Count, value=1)
+            return "failed" if changed else "unchanged"
+        if event_type == "chime:MediaPipelineDeleted":
+            return "completed" if self.collect_artifacts(row, event_id) else "waiting_for_artifacts"
+        return "ignored"
+
+    def collect_artifacts(self, row: Row, event_id: str | None) -> bool:
+        """List what the concatenation wrote (never guess file names) and record it."""
+        if row["state"] in ("completed", "deleted", "failed"):
+            return row["state"] == "completed"
+        prefix = f"{row['s3_prefix']}/concatenated/"
+        objects = self._store.list(prefix)
+        if not objects:
+            return False
+        duration = None
+        if row.get("stopped_at") and row.get("started_at"):
+            duration = int((row["stopped_at"] - row["started_at"]).total_seconds() * 1000)
+        artifacts = [
+            ArtifactRecord(
+                s3_key=o.key, kind=o.key[len(prefix):].split("/", 1)[0], size_bytes=o.size,
+                duration_ms=duration if o.key[len(prefix):].split("/", 1)[0] in MEDIA_KINDS else None,
+            )
+            for o in objects
+        ]  # fmt: skip
+        appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+        done = self._recordings.complete(
+            recording_id=row["recording_id"], artifacts=artifacts, url=f"s3://{self._store.bucket}/{row['s3_prefix']}/",
+            audit=self._audit(None, "recording.completed", appointment, row["meeting_id"], event_id,
+                              details={"sequence": row["sequence"], "artifacts": len(artifacts)}),
+        )  # fmt: skip
+        if done:
+            metrics.add_metric(name="RecordingsCompleted", unit=MetricUnit.Count, value=1)
+            if row.get("stopped_at"):
+                lag = time.time() - row["stopped_at"].timestamp()
+                metrics.add_metric(name="RecordingProcessingSeconds", unit=MetricUnit.Seconds, value=max(0.0, lag))
+        return done
+
+    # --- the reconciler: recordings stuck in a state too long ----------------------------------------
+    def sweep_unfinished(self, *, stuck_seconds: int) -> dict[str, int]:
+        outcome = {"completed": 0, "failed": 0, "still_processing": 0}
+        for row in self._recordings.unfinished(older_than_seconds=stuck_seconds):
+            appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+            if row["state"] == "processing" and self.collect_artifacts(row, None):
+                outcome["completed"] += 1
+                continue
+            status = self._pipelines.status(row["capture_pipeline_id"]) if row["capture_pipeline_id"] else None
+            if row["state"] == "processing" and status in ("Stopping",):
+                self._recordings.touch(row["recording_id"])
+                outcome["still_processing"] += 1
+                continue
+            if row["state"] == "starting":
+                # Activation never happened (the function died between Chime and the database).
+                self._recordings.fail(
+                    recording_id=row["recording_id"], error="stuck in starting",
+                    audit=self._audit(None, "recording.failed", appointment, row["meeting_id"], None,
+                                      outcome="failed", details={"stuck_in": "starting", "sequence": row["sequence"]}),
+                )  # fmt: skip
+            else:
+                self._fail_processing(row, appointment)
+            outcome["failed"] += 1
+        if outcome["failed"]:
+            count_failure("recording_stuck")
+            metrics.add_metric(name="RecordingFailures", unit=MetricUnit.Count, value=outcome["failed"])
+        return outcome
+
+    def _fail_processing(self, row: Row, appointment: Appointment) -> None:
+        self._recordings.apply_event(
+            recording_id=row["recording_id"], event_id=f"sweep-{row['recording_id']}-{int(time.time())}",
+            state="failed", from_states=("processing",), at_ms=int(time.time() * 1000), ordered=False,
+            error="no artifacts after stop",
+            audit=self._audit(None, "recording.failed", appointment, row["meeting_id"], None, outcome="failed",
+                              details={"stuck_in": "processing", "sequence": row["sequence"]}),
+        )  # fmt: skip
+
+    # --- shared ------------------------------------------------------------------------------------
+    def _control_access(
+        self, firebase_uid: str, meeting_id: str, request_id: str | None, action: str
+    ) -> tuple[Caller, Appointment, Row]:
+        row = self._recordings.meeting_context(firebase_uid, meeting_id)
+        caller = caller_from(row)
+        assert row is not None
+        appointment = self._gate.check(
+            lambda: authorize_clinical_control(caller, appointment_from(row), membership_from(row)),
+            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
+        )  # fmt: skip
+        if row["session_status"] in ("ended", "failed"):
+            raise MeetingEnded()
+        if row["session_status"] != "active":
+            raise MeetingNotFound()
+        row["meeting_id"] = meeting_id
+        return caller, appointment, row
+
+    @staticmethod
+    def _audit(
+        actor: str | None, action: str, appointment: Appointment, meeting_id: str, request_id: str | None,
+        *, outcome: str = "allowed", details: dict[str, Any] | None = None,
+    ) -> AuditEntry:  # fmt: skip
+        return AuditEntry(actor, action, appointment.id, appointment.patient_id or None, meeting_id, request_id,
+                          outcome=outcome, details=details)  # fmt: skip
