@@ -28,6 +28,12 @@ _RECORDING_COLUMNS = """
     r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at, r.completed_at,
     r.started_by::text AS started_by, r.stopped_by::text AS stopped_by, r.stop_reason, r.error_message"""
 
+# The latest recording's columns, from a LATERAL join aliased r (all NULL when there is none).
+_LATEST_RECORDING = """
+    r.id::text AS recording_id, r.sequence, r.state, r.client_request_token, r.s3_prefix,
+    r.capture_pipeline_id, r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at,
+    r.completed_at, r.stop_reason"""
+
 # Sets the session's recording state from the recording row(s) in CTE `r` (session_id, state).
 _SESSION_FOLLOWS = """
     session_follows AS (
@@ -59,8 +65,7 @@ class RecordingRepository:
                        s.id::text AS session_id, s.status AS session_status, s.meeting_arn,
                        s.recording_state AS session_recording_state, s.created_by::text AS created_by,
                        c.recording AS consent_recording,
-                       r.id::text AS recording_id, r.sequence, r.state, r.client_request_token, r.s3_prefix,
-                       r.capture_pipeline_id, r.capture_pipeline_arn, r.concatenation_pipeline_id
+                       {_LATEST_RECORDING}
                   {MEETING_JOINS}
                   LEFT JOIN appointment_consents c ON c.appointment_id = a.id
                   LEFT JOIN LATERAL (SELECT * FROM recordings x WHERE x.session_id = s.id
@@ -72,11 +77,10 @@ class RecordingRepository:
     def session_by_id(self, session_id: str) -> Row | None:
         """A session and its latest recording, for starts made by the system (consent granted later)."""
         return self._db.read_one(
-            """SELECT s.id::text AS session_id, s.status AS session_status, s.meeting_id, s.meeting_arn,
+            f"""SELECT s.id::text AS session_id, s.status AS session_status, s.meeting_id, s.meeting_arn,
                       s.appointment_id, a.provider_id::text AS provider_id, a.patient_id::text AS patient_id,
                       s.recording_state AS session_recording_state, c.recording AS consent_recording,
-                      r.id::text AS recording_id, r.sequence, r.state, r.client_request_token, r.s3_prefix,
-                      r.capture_pipeline_id, r.capture_pipeline_arn, r.concatenation_pipeline_id
+                      {_LATEST_RECORDING}
                  FROM video_call_sessions s
                  JOIN appointments a ON a.id = s.appointment_id
                  LEFT JOIN appointment_consents c ON c.appointment_id = a.id
@@ -170,9 +174,11 @@ class RecordingRepository:
                        SET state = 'failed', error_message = %(error)s, error_occurred_at = now(), updated_at = now()
                      WHERE id = %(recording_id)s::uuid AND state IN ('starting', 'recording', 'interrupted')
                     RETURNING session_id, state
-                ), {_SESSION_FOLLOWS},
-                err AS (
-                    UPDATE video_call_sessions v SET error_message = %(error)s, error_occurred_at = now()
+                ), err AS (
+                    -- one UPDATE per session row per statement (a second one would be ignored)
+                    UPDATE video_call_sessions v
+                       SET recording_state = 'off', error_message = %(error)s, error_occurred_at = now(),
+                           updated_at = now()
                       FROM r WHERE v.id = r.session_id
                 ), s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
                 SELECT 1""",
@@ -227,26 +233,33 @@ class RecordingRepository:
         ordered: bool, error: str | None, audit: AuditEntry,
     ) -> bool:  # fmt: skip
         """Move a recording to `state` if it is in one of `from_states`, the event is new (its id not
-        seen before) and, for `ordered` transitions (those that can go back and forth), not older than
-        the newest event applied. True when it changed."""
+        seen before) and, for `ordered` transitions (those that can go back and forth), no newer event
+        has been seen: every event seen moves `last_event_ms`, whether it changed the state or not, so
+        an older event arriving late never undoes a newer one. True when the state changed."""
         row = self._db.fetch_one(
             f"""WITH seen AS (
                     INSERT INTO chime_events_seen (event_id) VALUES (%(event_id)s)
                     ON CONFLICT DO NOTHING RETURNING 1
-                ), r AS (
-                    UPDATE recordings
-                       SET state = %(state)s, last_event_ms = greatest(last_event_ms, %(at_ms)s),
-                           stopped_at = CASE WHEN %(state)s = 'processing'
-                                             THEN coalesce(stopped_at, to_timestamp(%(at_ms)s / 1000.0))
-                                             ELSE stopped_at END,
-                           error_message = coalesce(%(error)s, error_message),
-                           error_occurred_at = CASE WHEN %(error)s::text IS NULL THEN error_occurred_at ELSE now() END,
-                           updated_at = now()
-                     WHERE id = %(recording_id)s::uuid AND state = ANY(%(from_states)s)
-                       AND (NOT %(ordered)s OR last_event_ms <= %(at_ms)s)
-                       AND EXISTS (SELECT 1 FROM seen)
-                    RETURNING session_id, state
-                ), {_SESSION_FOLLOWS}, s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
+                ), cur AS (
+                    SELECT id, state = ANY(%(from_states)s) AND (NOT %(ordered)s OR last_event_ms <= %(at_ms)s)
+                               AS applies
+                      FROM recordings WHERE id = %(recording_id)s::uuid AND EXISTS (SELECT 1 FROM seen)
+                ), changed AS (
+                    UPDATE recordings x
+                       SET state = CASE WHEN cur.applies THEN %(state)s ELSE x.state END,
+                           last_event_ms = greatest(x.last_event_ms, %(at_ms)s),
+                           stopped_at = CASE WHEN cur.applies AND %(state)s = 'processing'
+                                             THEN coalesce(x.stopped_at, to_timestamp(%(at_ms)s / 1000.0))
+                                             ELSE x.stopped_at END,
+                           error_message = CASE WHEN cur.applies THEN coalesce(%(error)s, x.error_message)
+                                                ELSE x.error_message END,
+                           error_occurred_at = CASE WHEN cur.applies AND %(error)s::text IS NOT NULL THEN now()
+                                                    ELSE x.error_occurred_at END,
+                           updated_at = CASE WHEN cur.applies THEN now() ELSE x.updated_at END
+                      FROM cur WHERE x.id = cur.id
+                    RETURNING x.session_id, x.state, cur.applies
+                ), r AS (SELECT session_id, state FROM changed WHERE applies), {_SESSION_FOLLOWS},
+                s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
                 SELECT count(*) AS n FROM r""",
             {
                 "recording_id": recording_id, "event_id": event_id, "state": state,
@@ -269,10 +282,14 @@ class RecordingRepository:
                       FROM r, unnest(%(keys)s::text[], %(kinds)s::text[], %(sizes)s::bigint[],
                                      %(durations)s::bigint[]) AS x (key, kind, size, duration)
                     ON CONFLICT DO NOTHING
-                ), {_SESSION_FOLLOWS},
-                latest AS (
+                ), latest AS (
                     UPDATE video_call_sessions v
-                       SET recording_url = %(url)s, recording_completed_at = now()
+                       SET recording_url = %(url)s, recording_completed_at = now(), updated_at = now(),
+                           recording_state = CASE
+                               WHEN v.recording_state IN ('starting', 'on', 'interrupted')
+                                AND NOT EXISTS (SELECT 1 FROM recordings x WHERE x.session_id = v.id
+                                                   AND x.state IN ('starting', 'recording', 'interrupted'))
+                               THEN 'off' ELSE v.recording_state END
                       FROM r WHERE v.id = r.session_id
                 ), s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
                 SELECT count(*) AS n FROM r""",
