@@ -203,7 +203,8 @@ class Api:
         if token is not None:
             h["x-firebase-token"] = token
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        result = self._handler(rest_event(method, path, h, payload), LambdaContextStub())  # type: ignore[arg-type]
+        path, _, query_string = path.partition("?")
+        result = self._handler(rest_event(method, path, h, payload, query_string), LambdaContextStub())  # type: ignore[arg-type]
         if self.deliver_events:
             BUS.deliver()  # Chime's events caused by this request reach their handlers, as EventBridge delivers them
         headers_out = {k: v[0] for k, v in (result.get("multiValueHeaders") or {}).items()}

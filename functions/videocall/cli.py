@@ -1,9 +1,18 @@
 """`videocall`: the local stack and the operator commands.
 
-videocall serve [--port 8080]       the whole API on http://127.0.0.1:8080
+videocall serve [--port 8080]       the whole API on http://127.0.0.1:8080 (local S3 on :9090)
 videocall migrate                   apply migrations/ to DATABASE_URL (or the embedded database)
 videocall dev seed FILE.json        load users and appointments; print ids and ID tokens
 videocall dev token FIREBASE_UID    print one emulator ID token
+videocall dev attendee MEETING_ID USER_ID joined|left|dropped
+                                    play a client's attendee event into the running local server
+videocall jobs run reconcile|apply_retention
+                                    run a scheduled job now (in the running local server)
+videocall privacy export --patient USER_ID --admin FIREBASE_UID
+videocall privacy erase (--appointment ID | --patient USER_ID) --admin FIREBASE_UID
+videocall privacy audit-trail --patient USER_ID --admin FIREBASE_UID
+                                    the admin's right-of-access, erasure and audit-trail tools, against
+                                    DATABASE_URL and the stage's AWS (or the local stack)
 videocall openapi [--check]         write (or check) openapi.json from the route table
 """
 
@@ -27,13 +36,21 @@ def openapi_document() -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from videocall.local.server import local_database_url, make_server, use_local_environment
+    from videocall.local.server import local_database_url, make_server, start_local_storage, use_local_environment
 
     use_local_environment()
     local_database_url()
+    storage = start_local_storage(args.s3_port)
     server = make_server(args.port, args.host)
     print(
-        json.dumps({"listening": f"http://{args.host}:{args.port}", "chime": "emulator", "auth": "firebase-emulator"})
+        json.dumps(
+            {
+                "listening": f"http://{args.host}:{args.port}",
+                "chime": "emulator",
+                "auth": "firebase-emulator",
+                "s3": os.environ["S3_ENDPOINT_URL"],
+            }
+        )
     )
     try:
         server.serve_forever()
@@ -41,6 +58,69 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        storage.stop()
+    return 0
+
+
+def _post_local(port: int, path: str, body: dict) -> int:
+    """Local controls of a running `videocall serve` (it holds the emulators' state)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 1
+
+
+def _attendee(args: argparse.Namespace) -> int:
+    return _post_local(args.port, "/_local/attendee-events",
+                       {"meetingId": args.meeting_id, "userId": args.user_id, "event": args.event})  # fmt: skip
+
+
+def _job(args: argparse.Namespace) -> int:
+    return _post_local(args.port, f"/_local/jobs/{args.name}", {})
+
+
+def _privacy(args: argparse.Namespace) -> int:
+    from videocall.core.errors import DomainError
+    from videocall.core.settings import get_settings
+    from videocall.runtime import runtime
+
+    if get_settings().is_local:
+        from videocall.local.server import local_database_url, use_local_environment
+
+        use_local_environment()
+        local_database_url()
+    privacy = runtime().privacy
+    try:
+        if args.action == "export":
+            result: object = privacy.export_patient(args.admin, args.patient, None)
+        elif args.action == "audit-trail":
+            result = privacy.audit_trail(args.admin, args.patient, before_id=None, limit=1000, request_id=None)
+        else:
+            erased = privacy.erase(args.admin, appointment_id=args.appointment, patient_id=args.patient,
+                                   request_id=None)  # fmt: skip
+            result = {
+                "appointmentIds": erased.appointment_ids,
+                "deleted": erased.deleted,
+                "pseudonymizedPatient": erased.pseudonymized_patient,
+                "nothingFound": erased.nothing_found,
+            }
+            if erased.nothing_found:
+                print("nothing left to erase: an earlier erasure removed it", file=sys.stderr)
+    except DomainError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message, "details": exc.details}}),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -99,7 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the API locally")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--s3-port", type=int, default=9090)
     serve.set_defaults(run=_serve)
+    jobs = commands.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
+    job = jobs.add_parser("run", help="run a scheduled job now in the running local server")
+    job.add_argument("name", choices=["reconcile", "apply_retention"])
+    job.add_argument("--port", type=int, default=8080)
+    job.set_defaults(run=_job)
+    privacy = commands.add_parser("privacy", help="right of access, erasure, audit trail (admin)")
+    privacy.add_argument("action", choices=["export", "erase", "audit-trail"])
+    privacy.add_argument("--admin", required=True, help="the admin's Firebase uid (recorded in the audit trail)")
+    target = privacy.add_mutually_exclusive_group(required=True)
+    target.add_argument("--patient", help="the patient's user id")
+    target.add_argument("--appointment", help="erase: one appointment")
+    privacy.set_defaults(run=_privacy)
     commands.add_parser("migrate", help="apply migrations").set_defaults(run=_migrate)
     openapi = commands.add_parser("openapi", help="write openapi.json")
     openapi.add_argument("--check", action="store_true")
@@ -111,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     token = dev.add_parser("token", help="print an emulator ID token")
     token.add_argument("firebase_uid")
     token.set_defaults(run=_token)
+    attendee = dev.add_parser("attendee", help="play an attendee event (joined/left/dropped) into `videocall serve`")
+    attendee.add_argument("meeting_id")
+    attendee.add_argument("user_id")
+    attendee.add_argument("event", choices=["joined", "left", "dropped"])
+    attendee.add_argument("--port", type=int, default=8080)
+    attendee.set_defaults(run=_attendee)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

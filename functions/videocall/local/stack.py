@@ -55,13 +55,24 @@ class LocalEventBus:
 
 
 BUS = LocalEventBus()
+_SHARED: tuple[ChimeEmulator, Any, Any] | None = None
+_SHARED_LOCK = threading.Lock()
 
 
 def local_clients(
     settings: Settings, *, pipelines_client: Any = None, s3_client: Any = None
 ) -> tuple[ChimeEmulator, Any, Any]:
     """The meetings emulator, the media-pipelines emulator and an S3 client for the local S3
-    (S3_ENDPOINT_URL; in tests, moto in process)."""
+    (S3_ENDPOINT_URL; in tests, moto in process). One set per process, as there is one Chime: every
+    runtime of the local server (request handling, the scheduled jobs) sees the same meetings."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None or pipelines_client is not None or s3_client is not None:
+            _SHARED = _make_clients(settings, pipelines_client, s3_client)
+        return _SHARED
+
+
+def _make_clients(settings: Settings, pipelines_client: Any, s3_client: Any) -> tuple[ChimeEmulator, Any, Any]:
     from videocall.local.s3 import s3_client as make_s3_client
 
     s3 = s3_client or make_s3_client(settings.s3_endpoint_url, settings.recordings_bucket_region)
