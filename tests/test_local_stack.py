@@ -82,7 +82,7 @@ def test_seeding_twice_is_idempotent(capsys: pytest.CaptureFixture[str], monkeyp
     cli.main(["dev", "seed", str(SEED_FILE)])
     second = json.loads(capsys.readouterr().out)
     assert [p["id"] for p in first] == [p["id"] for p in second]
-    assert {p["role"] for p in first} == {"provider", "patient"}
+    assert {p["role"] for p in first} == {"provider", "patient", "admin"}
 
 
 def test_dev_token_is_accepted_by_the_api(api: Api, world: World, capsys: pytest.CaptureFixture[str]):
@@ -117,3 +117,55 @@ def test_create_through_its_own_function(runtime: Runtime, world: World):
                        json.dumps({"appointmentId": "appt_123"}))  # fmt: skip
     result = handler(event, LambdaContextStub())
     assert result["statusCode"] == 201 and json.loads(result["body"])["attendee"]["JoinToken"]
+
+
+@pytest.fixture
+def local_s3() -> Iterator[str]:
+    from videocall.local.s3 import start_local_s3
+
+    moto_server, endpoint = start_local_s3()
+    yield endpoint
+    moto_server.stop()
+
+
+def test_the_recording_flow_over_http_with_a_download_curl_can_fetch(
+    server: str, local_s3: str, runtime: Runtime, world: World, clean_db: str, capsys, monkeypatch
+):
+    """consent -> create with recording -> join -> attendee joined/left -> end -> GET .../recording ->
+    download the file from the presigned link with a plain HTTP client (as curl does)."""
+    from videocall.local.s3 import s3_client
+    from videocall.local.stack import BUS
+
+    monkeypatch.setitem(runtime.__dict__, "recordings_store", type(runtime.recordings_store)(
+        s3_client(local_s3), runtime.recordings_store.bucket, link_seconds=900))  # fmt: skip
+    runtime.__dict__.pop("recordings", None)
+    runtime.__dict__.pop("privacy", None)
+    port = server.rsplit(":", 1)[1]
+    consent = {"recording": "granted", "transcription": "granted", "aiProcessing": "refused"}
+
+    assert http(server, "PUT", "/appointments/appt_123/consent", world.patient.token, consent)[0] == 200
+    body = {k: v for k, v in create_body().items() if k != "action"}
+    status, created = http(server, "POST", "/meetings", world.provider.token, body)
+    assert status == 201 and created["recording"]["state"] == "on"
+    meeting_id = created["meeting"]["MeetingId"]
+    assert http(server, "POST", f"/meetings/{meeting_id}/attendees", world.patient.token)[0] == 200
+    capsys.readouterr()
+    assert cli.main(["dev", "attendee", meeting_id, world.patient.id, "joined", "--port", port]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "eventType" in line]
+    assert printed[0]["eventType"] == "chime:AttendeeJoined"
+    assert cli.main(["dev", "attendee", meeting_id, world.patient.id, "left", "--port", port]) == 0
+    status, state = http(server, "GET", f"/meetings/{meeting_id}", world.patient.token)
+    assert state["recordingState"] == "on"
+    assert http(server, "DELETE", f"/meetings/{meeting_id}", world.provider.token)[0] == 200
+    BUS.deliver()
+
+    status, page = http(server, "GET", f"/meetings/{meeting_id}/recording", world.provider.token)
+
+    assert status == 200 and page["recordings"][0]["state"] == "completed"
+    audio = next(a for a in page["recordings"][0]["artifacts"] if a["kind"] == "audio")
+    assert audio["downloadUrl"].startswith(local_s3 + "/")
+    with urllib.request.urlopen(audio["downloadUrl"], timeout=10) as download:
+        content = download.read()
+        disposition = download.headers["Content-Disposition"]
+    assert len(content) == audio["sizeBytes"] > 0
+    assert disposition == f'attachment; filename="{meeting_id}-r1-audio.mp4"'

@@ -91,10 +91,11 @@ def _job(args: argparse.Namespace) -> int:
 
 def _privacy(args: argparse.Namespace) -> int:
     from videocall.core.errors import DomainError
-    from videocall.core.settings import get_settings
-    from videocall.runtime import runtime
+    from videocall.core.settings import LOCAL_STAGES
+    from videocall.runtime import installed, runtime
 
-    if get_settings().is_local:
+    if os.environ.get("STAGE", "local") in LOCAL_STAGES and not installed():
+        # The local stack: its embedded database and the local S3 of the running `videocall serve`.
         from videocall.local.server import local_database_url, use_local_environment
 
         use_local_environment()

@@ -8,7 +8,6 @@ stand-ins (the Chime emulators, a local S3) for the AWS clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -177,7 +176,6 @@ def _s3_client(region: str, endpoint_url: str | None) -> Any:
 
 
 _runtime: Runtime | None = None
-_factory: Callable[[], Runtime] | None = None
 
 
 def runtime() -> Runtime:
@@ -185,6 +183,11 @@ def runtime() -> Runtime:
     if _runtime is None:
         _runtime = build_runtime(get_settings())
     return _runtime
+
+
+def installed() -> bool:
+    """Whether a runtime is in place already (tests and the local server install their own)."""
+    return _runtime is not None
 
 
 def use_runtime(value: Runtime | None) -> None:

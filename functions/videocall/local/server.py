@@ -159,7 +159,8 @@ def run_job(name: str) -> dict[str, Any]:
 
 def play_attendee(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """What a client does in Chime (join, leave, drop), for a user's attendee in a meeting."""
-    from videocall.local.stack import BUS, local_clients
+    from videocall.local.chime_emulator import ChimeEmulator
+    from videocall.local.stack import BUS
     from videocall.runtime import runtime
 
     rt = runtime()
@@ -170,7 +171,9 @@ def play_attendee(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     )
     if row is None:
         return 404, {"error": {"code": "attendee_not_found", "message": "That user has no attendee in that meeting."}}
-    chime = local_clients(rt.settings)[0]
+    chime = rt.chime.client
+    if not isinstance(chime, ChimeEmulator):
+        return 409, {"error": {"code": "not_local", "message": "Only the Chime emulator can act out clients."}}
     try:
         event = chime.play(str(body["meetingId"]), row["attendee_id"], str(body.get("event")))
     except (ValueError, ClientError) as exc:

@@ -77,6 +77,11 @@ class ChimeGateway:
         self._sleep = sleep
         self.calls = 0  # AWS calls made, retries included: benchmarks and tests read it
 
+    @property
+    def client(self) -> ChimeClient:
+        """The client behind the gateway (locally, the emulator: the local server's controls act on it)."""
+        return self._client
+
     # --- meetings -----------------------------------------------------------------------------
     def create_meeting(self, *, client_request_token: str, external_meeting_id: str) -> dict[str, Any]:
         response = self._call(
