@@ -159,7 +159,7 @@ def make_runtime(
     settings: Settings, emulator: ChimeEmulator, pipelines: MediaPipelinesEmulator | None = None, s3: Any = None
 ) -> Runtime:
     rt = build_runtime(settings, chime_client=emulator, pipelines_client=pipelines, s3_client=s3)
-    rt.chime._sleep = lambda _seconds: None  # throttling backoff without waiting
+    rt.chime.caller.sleep = lambda _seconds: None  # throttling backoff without waiting
     if pipelines is not None:
         rt.pipelines.caller.sleep = lambda _seconds: None
     return rt

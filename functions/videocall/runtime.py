@@ -89,7 +89,7 @@ class Runtime:
     @cached_property
     def service(self) -> MeetingService:
         """The meetings context's API rules."""
-        return MeetingService(self.sessions, self.chime)
+        return MeetingService(self.sessions, self.chime, self.gate)
 
     @cached_property
     def lifecycle(self) -> MeetingLifecycle:

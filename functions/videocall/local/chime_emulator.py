@@ -46,11 +46,15 @@ def service_model() -> ServiceModel:
     return botocore.session.get_session().get_service_model(SERVICE)
 
 
-def _client_error(operation: str, code: str, message: str, headers: dict[str, str] | None = None) -> ClientError:
+def _client_error(
+    operation: str, code: str, message: str, headers: dict[str, str] | None = None,
+    statuses: dict[str, int] = _STATUS,
+) -> ClientError:  # fmt: skip
+    """The ClientError botocore raises for a service error (`statuses`: that service's HTTP codes)."""
     return ClientError(
         {
             "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400), "HTTPHeaders": headers or {}},
+            "ResponseMetadata": {"HTTPStatusCode": statuses.get(code, 400), "HTTPHeaders": headers or {}},
         },
         operation,
     )

@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
+from videocall.local.chime_emulator import _client_error as _service_error
 from videocall.local.chime_emulator import _server_side_problem
 
 SERVICE = "chime-sdk-media-pipelines"
@@ -84,13 +85,7 @@ def service_model() -> ServiceModel:
 
 
 def _client_error(operation: str, code: str, message: str, headers: dict[str, str] | None = None) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": _STATUS.get(code, 400), "HTTPHeaders": headers or {}},
-        },
-        operation,
-    )
+    return _service_error(operation, code, message, headers, statuses=_STATUS)
 
 
 def _integer_range_problem(shape: Shape, value: Any, path: str) -> str | None:

@@ -12,15 +12,15 @@ and raises the same `ClientError`s) and speaks the domain's language back:
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from videocall.core.aws import AwsCaller, retry_after_seconds
 from videocall.core.errors import ChimeUnavailable, UpstreamError
 from videocall.core.observability import count_failure, logger
 
@@ -71,11 +71,15 @@ class ChimeGateway:
     ) -> None:
         self._client = client
         self._media_region = media_region
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
-        self.calls = 0  # AWS calls made, retries included: benchmarks and tests read it
+        self.caller = AwsCaller(
+            service="chime", throttle_codes=_THROTTLED, translate=_translate, unreachable=_unreachable,
+            max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep,
+        )  # fmt: skip
+
+    @property
+    def calls(self) -> int:
+        """AWS calls made, retries included: benchmarks and tests read it."""
+        return self.caller.calls
 
     @property
     def client(self) -> ChimeClient:
@@ -159,37 +163,23 @@ class ChimeGateway:
 
     # --- the one place calls are made -----------------------------------------------------------
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        method = getattr(self._client, operation)
-        for attempt in range(1, self._max_attempts + 1):
-            self.calls += 1
-            try:
-                return method(**params)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code in ("ThrottlingException", "TooManyRequestsException") and attempt < self._max_attempts:
-                    delay = random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))  # noqa: S311
-                    logger.info("chime throttled, backing off", extra={"operation": operation, "attempt": attempt})
-                    self._sleep(delay)
-                    continue
-                raise self._translate(operation, exc, code) from None
-            except BotoCoreError as exc:  # connection errors, timeouts: no answer from Chime
-                logger.warning("chime unreachable", extra={"operation": operation, "error_type": type(exc).__name__})
-                count_failure("chime_unreachable")
-                raise ChimeUnavailable() from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.caller.call(self._client, operation, **params)
 
-    @staticmethod
-    def _translate(operation: str, exc: ClientError, code: str) -> Exception:
-        if code == "NotFoundException":
-            return ChimeMeetingGone()
-        logger.warning("chime call failed", extra={"operation": operation, "error_code": code})
-        if code in ("ServiceUnavailableException", "ServiceFailureException", "ThrottlingException"):
-            count_failure("chime_unavailable")
-            retry_after = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after", "1")
-            try:
-                seconds = max(1, int(retry_after))
-            except ValueError:
-                seconds = 1
-            return ChimeUnavailable(retry_after=seconds)
-        count_failure("chime_error")
-        return UpstreamError(f"The video service rejected the request ({code or 'unknown error'}).")
+
+_THROTTLED = frozenset({"ThrottlingException", "TooManyRequestsException"})
+
+
+def _translate(operation: str, exc: ClientError, code: str) -> Exception:
+    if code == "NotFoundException":
+        return ChimeMeetingGone()
+    logger.warning("chime call failed", extra={"operation": operation, "error_code": code})
+    if code in ("ServiceUnavailableException", "ServiceFailureException", "ThrottlingException"):
+        count_failure("chime_unavailable")
+        return ChimeUnavailable(retry_after=retry_after_seconds(exc))
+    count_failure("chime_error")
+    return UpstreamError(f"The video service rejected the request ({code or 'unknown error'}).")
+
+
+def _unreachable() -> Exception:
+    count_failure("chime_unreachable")
+    return ChimeUnavailable()

@@ -38,6 +38,7 @@ from videocall.core.access import (
     authorize_join,
 )
 from videocall.core.audit import AuditEntry
+from videocall.core.context import AccessGate
 from videocall.core.context import appointment_from as _appointment
 from videocall.core.context import caller_from as _caller
 from videocall.core.db import Row
@@ -145,9 +146,10 @@ def _meeting_object(row: Row) -> dict[str, Any]:
 
 
 class MeetingService:
-    def __init__(self, sessions: SessionRepository, chime: ChimeGateway) -> None:
+    def __init__(self, sessions: SessionRepository, chime: ChimeGateway, gate: AccessGate) -> None:
         self._sessions = sessions
         self._chime = chime
+        self._gate = gate
 
     # --- create ------------------------------------------------------------------------------------
     def create_meeting(self, firebase_uid: str, command: CreateMeetingCommand, request_id: str | None) -> MeetingJoin:
@@ -504,21 +506,11 @@ class MeetingService:
         request_id: str | None, row: Row,
     ) -> Appointment:  # fmt: skip
         """Apply a policy decision; a denial is written to the audit trail before it is answered."""
-        try:
-            appointment: Appointment = decide()
-            return appointment
-        except DomainError as denial:
-            known = _appointment(row)
-            self._sessions.audit(
-                AuditEntry(
-                    caller.user_id, action, appointment_id or (known.id if known else None),
-                    known.patient_id if known else None, meeting_id, request_id, outcome="denied",
-                    details={"reason": denial.code},
-                ),
-                session_id=row.get("session_id"),
-            )  # fmt: skip
-            count_failure(f"denied_{denial.code}")
-            raise
+        appointment: Appointment = self._gate.check(
+            decide, caller=caller, action=action, row=row, meeting_id=meeting_id, appointment_id=appointment_id,
+            request_id=request_id,
+        )  # fmt: skip
+        return appointment
 
     @staticmethod
     def _count_join(started: float) -> None:

@@ -34,6 +34,12 @@ _LATEST_RECORDING = """
     r.capture_pipeline_id, r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at,
     r.completed_at, r.stop_reason"""
 
+# A recording's artifacts as a JSON array (kind, key, sizeBytes, durationMs).
+_ARTIFACTS = """(SELECT coalesce(json_agg(json_build_object(
+                    'kind', x.kind, 'key', x.s3_key, 'sizeBytes', x.size_bytes, 'durationMs', x.duration_ms)
+                    ORDER BY x.kind, x.s3_key), '[]'::json)
+           FROM recording_artifacts x WHERE x.recording_id = r.id) AS artifacts"""
+
 # Sets the session's recording state from the recording row(s) in CTE `r` (session_id, state).
 _SESSION_FOLLOWS = """
     session_follows AS (
@@ -306,10 +312,7 @@ class RecordingRepository:
     def recordings_of_session(self, session_id: str) -> list[Row]:
         return self._db.fetch_all(
             f"""SELECT {_RECORDING_COLUMNS},
-                       (SELECT coalesce(json_agg(json_build_object(
-                                   'kind', x.kind, 'key', x.s3_key, 'sizeBytes', x.size_bytes,
-                                   'durationMs', x.duration_ms) ORDER BY x.kind, x.s3_key), '[]'::json)
-                          FROM recording_artifacts x WHERE x.recording_id = r.id) AS artifacts
+                       {_ARTIFACTS}
                   FROM recordings r WHERE r.session_id = %(session_id)s::uuid ORDER BY r.sequence""",
             {"session_id": session_id},
         )
@@ -356,10 +359,7 @@ class RecordingRepository:
     def of_appointments(self, appointment_ids: list[str]) -> list[Row]:
         return self._db.fetch_all(
             f"""SELECT {_RECORDING_COLUMNS},
-                       (SELECT coalesce(json_agg(json_build_object(
-                                   'kind', x.kind, 'key', x.s3_key, 'sizeBytes', x.size_bytes,
-                                   'durationMs', x.duration_ms) ORDER BY x.kind, x.s3_key), '[]'::json)
-                          FROM recording_artifacts x WHERE x.recording_id = r.id) AS artifacts
+                       {_ARTIFACTS}
                   FROM recordings r WHERE r.appointment_id = ANY(%(ids)s) ORDER BY r.started_at""",
             {"ids": appointment_ids},
         )
