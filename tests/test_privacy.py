@@ -196,3 +196,16 @@ def test_the_privacy_command_erases_and_exports_like_the_routes(
     assert cli.main(["privacy", "erase", "--appointment", "appt_123", "--admin", world.provider.firebase_uid]) == 2
     assert "admin_only" in capsys.readouterr().err
     assert aws.versions("recordings/") == 0
+
+
+def test_erasure_waits_for_a_running_recording_to_stop(api: Api, world: World, admin: Person, aws: LocalAws):
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+    api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+
+    refused = api.post("/admin/erasures", {"appointmentId": "appt_123"}, token=admin.token)
+    api.delete(f"/meetings/{meeting_id}", token=world.provider.token)
+    erased = api.post("/admin/erasures", {"appointmentId": "appt_123"}, token=admin.token)
+
+    assert (refused.status, refused.code) == (409, "recording_in_progress")
+    assert erased.status == 200 and erased.body["deleted"] == {"recordings": 1} and aws.versions("recordings/") == 0

@@ -489,3 +489,39 @@ def test_emulator_meeting_events_reach_the_same_handler(api: Api, world: World, 
     new_meeting(api, world)
     handled = [result for event, result in BUS.delivered if event["detail-type"] == "Chime Meeting State Change"]
     assert handled and handled[0] == {"ignored": "chime:MeetingStarted"}
+
+
+def test_consent_withdrawn_while_the_pipelines_are_created_stops_the_recording(
+    api: Api, world: World, pipelines: MediaPipelinesEmulator, clean_db: str, monkeypatch
+):
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+    original = pipelines.create_media_concatenation_pipeline
+
+    def withdrawn_meanwhile(**params):
+        # The patient's PUT (another function) commits between the claim and the activation; it found
+        # the recording still starting, with no pipeline to stop.
+        query(clean_db, "UPDATE appointment_consents SET recording = 'refused' RETURNING 1")
+        return original(**params)
+
+    monkeypatch.setattr(pipelines, "create_media_concatenation_pipeline", withdrawn_meanwhile)
+
+    reply = api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+
+    assert (reply.status, reply.code) == (409, "consent_required")
+    (rec,) = recordings(clean_db)
+    assert rec["stop_reason"] == "consent_withdrawn" and rec["state"] in ("processing", "completed")
+    assert api.get(f"/meetings/{meeting_id}", token=world.patient.token).body["recordingState"] == "off"
+
+
+def test_a_retried_withdrawal_finishes_the_stop(api: Api, world: World, pipelines, clean_db: str, monkeypatch):
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+    api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+    pipelines.fail_next["DeleteMediaCapturePipeline"] = ["ServiceUnavailableException"]
+
+    first = api.put("/appointments/appt_123/consent", REFUSED, token=world.patient.token)
+    retried = api.put("/appointments/appt_123/consent", REFUSED, token=world.patient.token)
+
+    assert first.status == 503 and retried.status == 200 and retried.body["recordingsStopped"] == 1
+    assert recordings(clean_db)[0]["stop_reason"] == "consent_withdrawn"

@@ -40,8 +40,9 @@ def record_consent(
 ) -> ConsentOutcome:
     change = rt.consent.record(uid, appointment_id, decisions, request_id)
     stopped = started = 0
-    if "recording" in change.withdrawn:
+    # On the decision, not only on a change: a retried PUT finishes what a failed one left undone.
+    if change.consent.recording == "refused":
         stopped = rt.recordings.stop_for_withdrawn_consent(change.appointment, change.actor, request_id)
-    if "recording" in change.granted:
+    elif change.consent.recording == "granted":
         started = rt.recordings.start_waiting(appointment_id, request_id)
     return ConsentOutcome(change, stopped, started)

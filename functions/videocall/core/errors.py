@@ -150,6 +150,12 @@ class LegalHold(DomainError):
     message = "The appointment is under a legal hold: nothing of it may be deleted until the hold is lifted."
 
 
+class RecordingInProgress(DomainError):
+    status = 409
+    code = "recording_in_progress"
+    message = "A recording of this appointment is running: stop it or end the meeting first."
+
+
 class RecordingLimitReached(DomainError):
     status = 409
     code = "recording_limit_reached"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from videocall.core.audit import AuditEntry
+from videocall.core.errors import RecordingInProgress
 from videocall.core.observability import MetricUnit, metrics
 from videocall.core.storage import ObjectStore
-from videocall.recordings.repository import RecordingRepository
+from videocall.recordings.repository import RUNNING, RecordingRepository
 
 
 class RecordingsContent:
@@ -39,6 +40,9 @@ class RecordingsContent:
 
     def erase(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> int:
         rows = [r for r in self._recordings.of_appointments(appointment_ids) if r["state"] != "deleted"]
+        if any(r["state"] in RUNNING for r in rows):
+            # A running capture would write again under the prefix being emptied.
+            raise RecordingInProgress()
         return self._delete(rows, actor=actor, action="privacy.erase_recordings", request_id=request_id)
 
     def expire(self, *, older_than_days: int, held: frozenset[str], request_id: str | None) -> int:

@@ -153,19 +153,25 @@ class RecordingRepository:
         )  # fmt: skip
 
     def activate(self, *, recording_id: str, capture: Any, concatenation: Any) -> Row | None:
-        """The pipelines exist: the recording is on (unless an event already moved it further)."""
+        """The pipelines exist: the recording is on (unless an event already moved it further). The
+        pipeline ids are stored whatever happens; the state moves to 'recording' only while the
+        patient's consent still holds (a withdrawal during the start wins): `consented` says which."""
         return self._db.fetch_one(
-            f"""WITH r AS (
+            f"""WITH consent AS (
+                    SELECT 1 FROM appointment_consents c JOIN recordings x ON x.appointment_id = c.appointment_id
+                     WHERE x.id = %(recording_id)s::uuid AND c.recording = 'granted'
+                ), r AS (
                     UPDATE recordings
                        SET capture_pipeline_id = %(capture_id)s, capture_pipeline_arn = %(capture_arn)s,
                            concatenation_pipeline_id = %(concat_id)s,
                            concatenation_pipeline_arn = %(concat_arn)s,
-                           state = CASE WHEN state = 'starting' THEN 'recording' ELSE state END,
+                           state = CASE WHEN state = 'starting' AND EXISTS (SELECT 1 FROM consent)
+                                        THEN 'recording' ELSE state END,
                            updated_at = now()
                      WHERE id = %(recording_id)s::uuid
                     RETURNING *
                 ), {_SESSION_FOLLOWS}
-                SELECT {_RECORDING_COLUMNS} FROM r""",
+                SELECT {_RECORDING_COLUMNS}, EXISTS (SELECT 1 FROM consent) AS consented FROM r""",
             {
                 "recording_id": recording_id, "capture_id": capture.id, "capture_arn": capture.arn,
                 "concat_id": concatenation.id, "concat_arn": concatenation.arn,

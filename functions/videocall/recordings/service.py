@@ -194,6 +194,10 @@ class RecordingService:
         activated = self._recordings.activate(
             recording_id=claim["recording_id"], capture=capture, concatenation=concatenation
         )
+        if activated is not None and not activated["consented"]:
+            # Consent was withdrawn while the pipelines were being created: stop at once.
+            self._stop(activated, None, "consent_withdrawn", appointment, request_id)
+            raise ConsentRequired("The patient withdrew consent while the recording was starting; it was stopped.")
         metrics.add_metric(name="RecordingsStarted", unit=MetricUnit.Count, value=1)
         logger.info("recording started", extra={"meeting_id": meeting_id, "sequence": claim["sequence"]})
         state = activated["state"] if activated else "recording"
@@ -211,9 +215,12 @@ class RecordingService:
         return RecordingStatus(meeting_id, "off", summary(stopped) if stopped else None)
 
     def stop_for_withdrawn_consent(self, appointment: Appointment, actor: str, request_id: str | None) -> int:
-        """The patient withdrew recording consent: every running recording of the appointment stops now."""
+        """The patient withdrew recording consent: every running recording of the appointment stops now.
+        One still being started stops itself when it finds consent gone (activate)."""
         stopped = 0
         for row in self._recordings.running(appointment_id=appointment.id):
+            if row["state"] == "starting" and not row["capture_pipeline_id"]:
+                continue
             if self._stop(row, actor, "consent_withdrawn", appointment, request_id):
                 stopped += 1
         return stopped
