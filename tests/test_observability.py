@@ -44,6 +44,18 @@ def run_scenario(api: Api, world: World) -> list[str]:
     api.legacy({"action": "create", "appointmentId": world.patient.name}, token=world.provider.token)
     api.legacy(create_body(), token=world.provider.token[:-5] + "xxxxx")
     api.legacy({"action": "end", "meetingId": meeting_id}, token=world.provider.token)
+    # Recording: consent, start, stop, links (presigned URLs are credentials too), withdrawal.
+    grant = {"recording": "granted", "transcription": "granted", "aiProcessing": "granted"}
+    api.put("/appointments/appt_123/consent", grant, token=world.patient.token)
+    body = {k: v for k, v in create_body().items() if k != "action"}
+    meeting_id = api.post("/meetings", body, token=world.provider.token).body["meeting"]["MeetingId"]
+    api.delete(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+    page = api.get(f"/meetings/{meeting_id}/recording", token=world.provider.token).body
+    links = [a["downloadUrl"] for r in page["recordings"] for a in r["artifacts"]]
+    assert links, "the scenario should have produced download links"
+    secrets += [link.split("X-Amz-Signature=")[1][:40] for link in links]
+    secrets += [link.split("?")[0].split("/recordings/", 1)[1] for link in links]  # object keys
+    api.put("/appointments/appt_123/consent", {**grant, "recording": "refused"}, token=world.patient.token)
     return secrets
 
 
@@ -55,6 +67,7 @@ def test_no_token_join_token_or_name_in_any_log_line(
     logs = captured.getvalue() + out + err
 
     assert "meeting ready" in logs and "meeting ended" in logs, "the scenario should have been logged"
+    assert "recording started" in logs and "pipeline event" in logs
     for secret in secrets:
         assert secret not in logs
         # JWT parts and JoinToken fragments leak too: check each token's payload half.
