@@ -3,6 +3,8 @@ recording running, the reconciler closing what Chime ended without telling us, r
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -189,3 +191,45 @@ def test_recordings_stuck_processing_complete_when_files_landed_or_fail(
     assert failed["recordings"]["failed"] == 1
     second = recordings(clean_db)[1]
     assert second["state"] == "failed" and second["error_message"] == "no artifacts after stop"
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "chime_events.json"
+# What each fixture event does to the call, in order (the file holds one of every event type handled).
+EXPECTED = [
+    {"ignored": "chime:MeetingStarted"},
+    {"handled": "chime:AttendeeJoined", "outcome": "joined"},
+    {"handled": "chime:MediaPipelineInProgress", "outcome": "unchanged"},  # already on after the start
+    {"handled": "chime:MediaPipelineTemporaryFailure", "outcome": "interrupted"},
+    {"handled": "chime:MediaPipelineResumed", "outcome": "recording"},
+    {"handled": "chime:AttendeeDropped", "outcome": "dropped"},
+    {"handled": "chime:AttendeeJoined", "outcome": "joined"},
+    {"handled": "chime:AttendeeLeft", "outcome": "left"},
+    {"handled": "chime:AttendeeDeleted", "outcome": "deleted"},
+    {"handled": "chime:MediaPipelinePermanentFailure", "outcome": "failed"},
+    {"handled": "chime:MediaPipelineDeleted", "outcome": "unchanged"},  # failed stays failed
+    {"handled": "chime:MeetingEnded", "changed": True, "recordingsStopped": 0},
+]
+
+
+def test_a_fixture_event_of_every_type_handled_and_its_effect(api: Api, world: World, clean_db: str):
+    from handlers.chime_pipeline_events import handler as pipeline_events
+
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+    api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+    joined = api.post(f"/meetings/{meeting_id}/attendees", token=world.patient.token).body["attendee"]
+    values = {"meetingId": meeting_id, "captureId": recordings(clean_db)[0]["capture_pipeline_id"],
+              "attendeeId": joined["AttendeeId"], "externalUserId": joined["ExternalUserId"]}  # fmt: skip
+    text = FIXTURES.read_text()
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    handlers = {"Chime Meeting State Change": meeting_events, "Chime Media Pipeline State Change": pipeline_events}
+
+    outcomes = [handlers[e["detail-type"]](e, LambdaContextStub()) for e in json.loads(text)]
+    repeated = [handlers[e["detail-type"]](e, LambdaContextStub()) for e in json.loads(text)]
+
+    assert outcomes == EXPECTED
+    assert all(r.get("outcome", "unchanged") == "unchanged" and not r.get("changed") for r in repeated)
+    (attendee,) = presence(clean_db)
+    assert (attendee["state"], attendee["network_type"], attendee["user_id"]) == ("deleted", "PSTN", world.patient.id)
+    assert query(clean_db, "SELECT status FROM video_call_sessions")[0]["status"] == "ended"
