@@ -7,7 +7,12 @@
 | region | eu-central-1 | everything deploys here (Chime control + media region) |
 | databaseMode | aurora | `aurora` (Serverless v2 + RDS Proxy, IAM auth) or `external` (existing PostgreSQL) |
 | externalDatabaseSecretArn | - | databaseMode=external: secret {host, port, username, password, dbname} |
-| recordingRetentionDays | 90 | recordings expire after this many days |
+| recordingRetentionDays | 90 | the retention job deletes recordings after this many days (lifecycle: +7) |
+| emptyMeetingGraceSeconds | 120 | a recorded meeting nobody is connected to is ended after this long (>= 30) |
+| recordingLinkSeconds | 900 | lifetime of a recording download link (60-3600) |
+| recordingLinksForPatient | false | patients get download links to their own recordings (else clinical staff only) |
+| consentSource | patient | who records consent: `patient` (in the app) or `external` (through the API) |
+| recordingIndividualVideo | false | capture each attendee's own video stream besides the composited grid |
 | logRetentionDays | 365 | CloudWatch Logs retention for functions, API access logs, flow logs |
 | alarmEmails | [] | subscribers of the alarm topic |
 | wafEnabled | stage == prod | attach a WAF web ACL with AWS managed rules |
@@ -44,6 +49,11 @@ class StageConfig:
     database_mode: str = "aurora"
     external_database_secret_arn: str | None = None
     recording_retention_days: int = 90
+    empty_meeting_grace_seconds: int = 120
+    recording_link_seconds: int = 900
+    recording_links_for_patient: bool = False
+    consent_source: str = "patient"
+    recording_individual_video: bool = False
     log_retention_days: int = 365
     alarm_emails: tuple[str, ...] = ()
     waf_enabled: bool | None = None
@@ -76,6 +86,13 @@ class StageConfig:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is outside the EU (GDPR)")
         if self.recording_retention_days < 1:
             raise ConfigError("recordingRetentionDays must be at least 1")
+        # The same bounds the functions check at cold start (videocall.core.settings): refused at synth instead.
+        if self.empty_meeting_grace_seconds < 30:
+            raise ConfigError("emptyMeetingGraceSeconds must be at least 30 (longer than a network switch)")
+        if not 60 <= self.recording_link_seconds <= 3600:
+            raise ConfigError("recordingLinkSeconds must be between 60 and 3600")
+        if self.consent_source not in ("patient", "external"):
+            raise ConfigError("consentSource must be patient or external")
         return self
 
     @classmethod
@@ -101,6 +118,11 @@ class StageConfig:
             database_mode=str(get("databaseMode", "aurora")),
             external_database_secret_arn=get("externalDatabaseSecretArn"),
             recording_retention_days=int(get("recordingRetentionDays", 90)),
+            empty_meeting_grace_seconds=int(get("emptyMeetingGraceSeconds", 120)),
+            recording_link_seconds=int(get("recordingLinkSeconds", 900)),
+            recording_links_for_patient=bool(as_bool(get("recordingLinksForPatient", False))),
+            consent_source=str(get("consentSource", "patient")),
+            recording_individual_video=bool(as_bool(get("recordingIndividualVideo", False))),
             log_retention_days=int(get("logRetentionDays", 365)),
             alarm_emails=as_list(get("alarmEmails", [])),
             waf_enabled=as_bool(get("wafEnabled")),

@@ -7,9 +7,11 @@ from constructs import Construct
 
 from infra.bundling import function_code
 from infra.components.api import MeetingApi
+from infra.components.audit import RecordingsAccessTrail
 from infra.components.database import Database
-from infra.components.events import ChimeEvents
+from infra.components.events import ChimeEvents, ScheduledJobs
 from infra.components.functions import FunctionFactory, retention_days
+from infra.components.iam import RecordingsResources
 from infra.components.keys import EncryptionKeys
 from infra.components.migrations import MigrationsOnDeploy
 from infra.components.monitoring import Monitoring
@@ -46,6 +48,16 @@ class VideoCallStack(Stack):
             retention_days=config.recording_retention_days,
             prod=config.is_prod,
         )
+        RecordingsAccessTrail(
+            self,
+            "RecordingsTrail",
+            recordings=recordings.bucket,
+            access_logs=recordings.log_bucket,
+            key=keys.data,
+            prod=config.is_prod,
+            log_retention_days=config.log_retention_days,
+            log_retention=log_retention,
+        )
         factory = FunctionFactory(
             self,
             "Functions",
@@ -54,10 +66,14 @@ class VideoCallStack(Stack):
             vpc=network.vpc,
             security_group=network.function_sg,
             key=keys.data,
-            environment={**database.environment, "RECORDINGS_BUCKET": recordings.bucket.bucket_name},
+            recordings=RecordingsResources(
+                bucket=recordings.bucket, key=keys.recordings, sink_role=recordings.sink_role
+            ),
+            environment=database.environment,
         )
         api = MeetingApi(self, "Api", config=config, factory=factory, key=keys.data, log_retention=log_retention)
         chime_events = ChimeEvents(self, "ChimeEvents", factory=factory, key=keys.data)
+        jobs = ScheduledJobs(self, "Jobs", factory=factory, key=keys.data)
         MigrationsOnDeploy(self, "Migrations", factory=factory, after=[database])
         for function in factory.functions.values():
             database.grant_connect(function)
@@ -69,7 +85,8 @@ class VideoCallStack(Stack):
             alarm_emails=config.alarm_emails,
             api=api.api,
             functions=factory.functions,
-            dead_letter_queues=chime_events.dead_letter_queues,
+            dead_letter_queues={**chime_events.dead_letter_queues, **jobs.dead_letter_queues},
+            scheduled_jobs=tuple(jobs.functions),
             cluster=database.cluster,
         )
 

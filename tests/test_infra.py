@@ -1,5 +1,7 @@
 """The CDK app: cdk-nag AwsSolutions + HIPAA.Security with no unsuppressed finding, and the properties ops
-and auditors rely on, asserted on the synthesized templates (bundling skipped; one test bundles for real)."""
+and auditors rely on, asserted on the synthesized templates (bundling skipped; one test bundles for real).
+
+Each configuration is synthesized once per module (about 6 s each) and shared by every test."""
 
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 from aws_cdk import App
 from aws_cdk.assertions import Annotations, Match, Template
-from videocall.routes import EVENT_ROUTES, ROUTES
+from videocall.routes import EVENT_ROUTES, ROUTES, SCHEDULED_JOBS
 
 from infra.app import build
 from infra.bundling import UNZIPPED_LIMIT_BYTES, build_bundle, bundle_size
+from infra.components.iam import RESOURCE_TYPES, On, UnknownAwsAction, check_actions
 from infra.config import EU_REGIONS, ConfigError, StageConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,9 @@ STAGES = {
     "prod": {"stage": "prod", "alarmEmails": ["oncall@example.org"]},
     "external": {"stage": "staging", "databaseMode": "external", "externalDatabaseSecretArn": EXTERNAL_SECRET},
 }
+MEDIA_PIPELINES = "mediapipelines.chime.amazonaws.com"
+# Every function's route record: API routes, event routes, scheduled jobs (migrate_database has none).
+ALL_ROUTES = {r.name: r for r in (*ROUTES, *EVENT_ROUTES, *SCHEDULED_JOBS)}
 
 
 class Synth:
@@ -48,20 +54,66 @@ class Synth:
         return {k: v for k, v in self.resources("AWS::Lambda::Function").items()
                 if str(v["Properties"].get("Runtime", "")).startswith("python")}  # fmt: skip
 
+    def logical_id(self, kind: str, prefix: str) -> str:
+        (found,) = [k for k in self.resources(kind) if k.startswith(prefix)]
+        return found
+
+    def function_by_name(self) -> dict[str, dict[str, Any]]:
+        """Our functions by route name (videocall-<stage>-<name>)."""
+        return {
+            f["Properties"]["FunctionName"].split("-", 2)[2].replace("-", "_"): f for f in self.functions().values()
+        }
+
+    def role_statements(self) -> dict[str, list[dict[str, Any]]]:
+        """Each function's (by route name) IAM statements: its role's policies."""
+        roles: dict[str, list[dict[str, Any]]] = {}
+        for policy in self.resources("AWS::IAM::Policy").values():
+            for role in policy["Properties"]["Roles"]:
+                roles.setdefault(role["Ref"], []).extend(policy["Properties"]["PolicyDocument"]["Statement"])
+        return {name: roles.get(f["Properties"]["Role"]["Fn::GetAtt"][0], [])
+                for name, f in self.function_by_name().items()}  # fmt: skip
+
+
+_SYNTHS: dict[str, Synth] = {}
+
+
+def synthesized(stage: str) -> Synth:
+    if stage not in _SYNTHS:
+        _SYNTHS[stage] = Synth(STAGES[stage])
+    return _SYNTHS[stage]
+
 
 @pytest.fixture(scope="module", params=list(STAGES))
 def synth(request: pytest.FixtureRequest) -> Synth:
-    return Synth(STAGES[request.param])
+    return synthesized(request.param)
 
 
 @pytest.fixture(scope="module")
 def dev() -> Synth:
-    return Synth(STAGES["dev"])
+    return synthesized("dev")
 
 
 @pytest.fixture(scope="module")
 def prod() -> Synth:
-    return Synth(STAGES["prod"])
+    return synthesized("prod")
+
+
+def render(value: Any) -> str:
+    """A resource as cdk-nag spells it: Ref X -> <X>, GetAtt X.Arn -> <X.Arn>, joins concatenated."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(p) for p in parts)
+    return json.dumps(value)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_nag_packs_report_nothing_unsuppressed(synth: Synth):
@@ -79,10 +131,9 @@ def test_every_suppression_names_a_rule_and_a_specific_reason(synth: Synth):
     assert reasons
 
 
-def test_one_function_per_route_and_per_event_route(synth: Synth):
+def test_one_function_per_route_event_route_and_job(synth: Synth):
     handlers = sorted(f["Properties"]["Handler"] for f in synth.functions().values())
-    expected = sorted([r.handler for r in ROUTES] + [r.handler for r in EVENT_ROUTES]
-                      + ["handlers.migrate_database.handler"])  # fmt: skip
+    expected = sorted([r.handler for r in ALL_ROUTES.values()] + ["handlers.migrate_database.handler"])
     assert handlers == expected
     methods = synth.resources("AWS::ApiGateway::Method")
     assert sorted(
@@ -111,15 +162,31 @@ def test_log_groups_have_retention_and_kms(synth: Synth):
         assert "KmsKeyId" in group["Properties"], name
 
 
+def test_functions_are_told_where_recordings_go_and_the_recording_settings(synth: Synth):
+    recordings_key = synth.logical_id("AWS::KMS::Key", "KeysRecordingsKey")
+    sink_role = synth.logical_id("AWS::IAM::Role", "RecordingsPipelineSinkRole")
+    bucket = synth.logical_id("AWS::S3::Bucket", "RecordingsBucket")
+    for name, function in synth.function_by_name().items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["RECORDINGS_BUCKET"] == {"Ref": bucket}, name
+        assert env["RECORDINGS_KMS_KEY_ARN"] == {"Fn::GetAtt": [recordings_key, "Arn"]}, name
+        assert env["PIPELINE_SINK_ROLE_ARN"] == {"Fn::GetAtt": [sink_role, "Arn"]}, name
+        assert env["RECORDINGS_BUCKET_REGION"] == env["CHIME_MEDIA_REGION"] == CDK_CONTEXT["region"], name
+        assert env["RETENTION_DAYS_RECORDINGS"] == str(CDK_CONTEXT["recordingRetentionDays"]), name
+        assert env["EMPTY_MEETING_GRACE_SECONDS"] == "120" and env["RECORDING_LINK_SECONDS"] == "900", name
+        assert env["RECORDING_LINKS_FOR_PATIENT"] == "false" and env["RECORDING_INDIVIDUAL_VIDEO"] == "false", name
+        assert env["CONSENT_SOURCE"] == "patient", name
+
+
 def test_keys_rotate(synth: Synth):
     keys = synth.resources("AWS::KMS::Key")
     assert len(keys) == 2 and all(k["Properties"]["EnableKeyRotation"] for k in keys.values())
 
 
 def test_recordings_bucket_is_kms_encrypted_private_and_writable_only_by_chime(dev: Synth):
-    buckets = dev.resources("AWS::S3::Bucket")
-    recordings = next(b for b in buckets.values() if "LoggingConfiguration" in b["Properties"])
-    props = recordings["Properties"]
+    bucket = dev.logical_id("AWS::S3::Bucket", "RecordingsBucket")
+    sink_role = dev.logical_id("AWS::IAM::Role", "RecordingsPipelineSinkRole")
+    props = dev.resources("AWS::S3::Bucket")[bucket]["Properties"]
     (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     assert "KMSMasterKeyID" in rule["ServerSideEncryptionByDefault"]
@@ -127,31 +194,88 @@ def test_recordings_bucket_is_kms_encrypted_private_and_writable_only_by_chime(d
         "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
     }  # fmt: skip
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert props["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == CDK_CONTEXT["recordingRetentionDays"]
+    assert "LoggingConfiguration" in props
+    # The app's retention job deletes first; the lifecycle rule is the backstop a week later.
+    (lifecycle,) = props["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["ExpirationInDays"] == CDK_CONTEXT["recordingRetentionDays"] + 7
+    assert lifecycle["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
 
-    policies = [p["Properties"]["PolicyDocument"]["Statement"] for p in dev.resources("AWS::S3::BucketPolicy").values()]
-    statements = [s for policy in policies for s in policy]
+    (policy,) = [
+        p for p in dev.resources("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
     )
     allows = [s for s in statements if s["Effect"] == "Allow"]
-    chime = [s for s in allows if s["Principal"] == {"Service": "mediapipelines.chime.amazonaws.com"}]
+    chime = [s for s in allows if s["Principal"] == {"Service": MEDIA_PIPELINES}]
     assert len(chime) == 1
-    assert sorted(chime[0]["Action"]) == ["s3:PutObject", "s3:PutObjectAcl"]
+    # Put to write captures; Get/List for concatenation reading them back.
+    assert sorted(chime[0]["Action"]) == ["s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:PutObjectAcl"]
     assert set(chime[0]["Condition"]) == {"StringEquals", "ArnLike"}
     assert "aws:SourceAccount" in chime[0]["Condition"]["StringEquals"]
     assert "aws:SourceArn" in chime[0]["Condition"]["ArnLike"]
-    # Nothing public: every other Allow is the S3 log-delivery service for the access-log bucket.
+    # The only other principal allowed in is the pipeline sink role; nothing is public.
     for statement in allows:
-        assert statement["Principal"] != "*" and statement["Principal"] != {"AWS": "*"}
+        assert statement["Principal"] in ({"Service": MEDIA_PIPELINES}, {"AWS": {"Fn::GetAtt": [sink_role, "Arn"]}})
 
 
-def test_recordings_key_lets_chime_encrypt_for_this_account_only(dev: Synth):
-    key_statements = [s for k in dev.resources("AWS::KMS::Key").values()
-                      for s in k["Properties"]["KeyPolicy"]["Statement"]]  # fmt: skip
-    chime = [s for s in key_statements if s.get("Principal") == {"Service": "mediapipelines.chime.amazonaws.com"}]
+def test_recordings_key_lets_chime_and_the_sink_role_encrypt_for_this_account_only(dev: Synth):
+    recordings_key = dev.logical_id("AWS::KMS::Key", "KeysRecordingsKey")
+    sink_role = dev.logical_id("AWS::IAM::Role", "RecordingsPipelineSinkRole")
+    key_statements = dev.resources("AWS::KMS::Key")[recordings_key]["Properties"]["KeyPolicy"]["Statement"]
+    chime = [s for s in key_statements if s.get("Principal") == {"Service": MEDIA_PIPELINES}]
     assert len(chime) == 1 and sorted(chime[0]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert "aws:SourceAccount" in chime[0]["Condition"]["StringEquals"]
+    role = [s for s in key_statements if s.get("Principal") == {"AWS": {"Fn::GetAtt": [sink_role, "Arn"]}}]
+    assert len(role) == 1 and sorted(role[0]["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+def test_pipeline_sink_role_is_for_media_pipelines_and_writes_under_the_recordings_key(synth: Synth):
+    sink_role = synth.logical_id("AWS::IAM::Role", "RecordingsPipelineSinkRole")
+    recordings_key = synth.logical_id("AWS::KMS::Key", "KeysRecordingsKey")
+    bucket = synth.logical_id("AWS::S3::Bucket", "RecordingsBucket")
+    (trust,) = synth.resources("AWS::IAM::Role")[sink_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": MEDIA_PIPELINES} and trust["Action"] == "sts:AssumeRole"
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    assert ":chime:*:" in render(trust["Condition"]["ArnLike"]["aws:SourceArn"])
+    granted: dict[str, set[str]] = {}
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": sink_role} in policy["Properties"]["Roles"]:
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                for action in as_list(statement["Action"]):
+                    granted.setdefault(action, set()).update(render(r) for r in as_list(statement["Resource"]))
+    assert granted["kms:GenerateDataKey"] == {f"<{recordings_key}.Arn>"}
+    assert granted["kms:Decrypt"] == {f"<{recordings_key}.Arn>"}
+    for action in ("s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"):
+        assert granted[action] == {f"<{bucket}.Arn>/recordings/*"}, action
+    assert granted["s3:ListBucket"] == {f"<{bucket}.Arn>"}
+    assert set(granted) == {"kms:GenerateDataKey", "kms:Decrypt", "s3:PutObject", "s3:PutObjectAcl", "s3:GetObject",
+                            "s3:ListBucket"}  # fmt: skip
+
+
+def test_cloudtrail_records_data_events_of_the_recordings_bucket_in_a_validated_encrypted_trail(synth: Synth):
+    bucket = synth.logical_id("AWS::S3::Bucket", "RecordingsBucket")
+    (trail,) = synth.resources("AWS::CloudTrail::Trail").values()
+    props = trail["Properties"]
+    assert props["EnableLogFileValidation"] is True and props["IsLogging"] is True
+    assert "KMSKeyId" in props and "CloudWatchLogsLogGroupArn" in props
+    covered = [
+        (render(value), selector["ReadWriteType"])
+        for selector in props["EventSelectors"]
+        for resource in selector["DataResources"]
+        if resource["Type"] == "AWS::S3::Object"
+        for value in resource["Values"]
+    ]
+    assert (f"<{bucket}.Arn>/", "All") in covered  # every object, reads and writes
+    trail_bucket = synth.resources("AWS::S3::Bucket")[props["S3BucketName"]["Ref"]]["Properties"]
+    encryption = trail_bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "LoggingConfiguration" in trail_bucket and trail_bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    (policy,) = [p for p in synth.resources("AWS::S3::BucketPolicy").values()
+                 if p["Properties"]["Bucket"] == props["S3BucketName"]]  # fmt: skip
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+               for s in policy["Properties"]["PolicyDocument"]["Statement"])  # fmt: skip
 
 
 def test_database_proxy_requires_tls_and_iam(dev: Synth):
@@ -173,7 +297,7 @@ def test_prod_database_is_protected(prod: Synth):
 
 
 def test_external_database_mode_uses_the_secret_and_no_cluster():
-    external = Synth(STAGES["external"])
+    external = synthesized("external")
     assert external.resources("AWS::RDS::DBCluster") == {}
     for function in external.functions().values():
         env = function["Properties"]["Environment"]["Variables"]
@@ -181,9 +305,9 @@ def test_external_database_mode_uses_the_secret_and_no_cluster():
 
 
 def test_chime_event_rules_have_retries_and_encrypted_dead_letter_queues(synth: Synth):
-    rules = synth.resources("AWS::Events::Rule")
+    rules = [r for r in synth.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
     assert len(rules) == len(EVENT_ROUTES)
-    for rule in rules.values():
+    for rule in rules:
         pattern = rule["Properties"]["EventPattern"]
         assert pattern["source"] == ["aws.chime"]
         assert pattern["detail-type"][0] in {r.detail_type for r in EVENT_ROUTES}
@@ -191,6 +315,45 @@ def test_chime_event_rules_have_retries_and_encrypted_dead_letter_queues(synth: 
         assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 8
     for queue in synth.resources("AWS::SQS::Queue").values():
         assert "KmsMasterKeyId" in queue["Properties"]
+
+
+def target_function(synth: Synth, rule: dict[str, Any]) -> str:
+    """The route name of the function a rule's (only) target invokes."""
+    (target,) = rule["Properties"]["Targets"]
+    function = synth.functions()[target["Arn"]["Fn::GetAtt"][0]]
+    return str(function["Properties"]["FunctionName"]).split("-", 2)[2].replace("-", "_")
+
+
+def test_pipeline_events_have_their_own_rule_and_function(synth: Synth):
+    by_type = {r["Properties"]["EventPattern"]["detail-type"][0]: r for r in synth.resources("AWS::Events::Rule").values()
+               if "EventPattern" in r["Properties"]}  # fmt: skip
+    assert target_function(synth, by_type["Chime Media Pipeline State Change"]) == "chime_pipeline_events"
+    assert target_function(synth, by_type["Chime Meeting State Change"]) == "chime_meeting_events"
+
+
+def test_scheduled_jobs_run_on_their_schedules_one_at_a_time_with_dead_letter_queues(synth: Synth):
+    schedules = {r["Properties"]["ScheduleExpression"]: r for r in synth.resources("AWS::Events::Rule").values()
+                 if "ScheduleExpression" in r["Properties"]}  # fmt: skip
+    assert len(schedules) == len(SCHEDULED_JOBS)
+    assert target_function(synth, schedules["rate(1 minute)"]) == "reconcile"
+    assert target_function(synth, schedules["cron(15 2 * * ? *)"]) == "apply_retention"
+    functions = synth.function_by_name()
+    for job in SCHEDULED_JOBS:
+        rule = schedules[job.schedule]
+        (target,) = rule["Properties"]["Targets"]
+        assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, job.name
+        props = functions[job.name]["Properties"]
+        assert props["Timeout"] == job.timeout_seconds, job.name
+        assert props["DeadLetterConfig"]["TargetArn"], job.name
+        assert props["ReservedConcurrentExecutions"] == 1, job.name  # runs never overlap
+
+
+def alarms_by_metric(synth: Synth) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for alarm in synth.resources("AWS::CloudWatch::Alarm").values():
+        if "MetricName" in alarm["Properties"]:
+            found.setdefault(alarm["Properties"]["MetricName"], []).append(alarm["Properties"])
+    return found
 
 
 def test_alarms_cover_5xx_errors_throttles_dlq_and_database(dev: Synth):
@@ -204,6 +367,27 @@ def test_alarms_cover_5xx_errors_throttles_dlq_and_database(dev: Synth):
     assert "Alarms" in topic_ref
     (topic,) = dev.resources("AWS::SNS::Topic").values()
     assert "KmsMasterKeyId" in topic["Properties"]
+    for alarm in alarms.values():  # what it means and what to do, in one sentence
+        description = alarm["Properties"]["AlarmDescription"]
+        assert ": " in description and ". " not in description.rstrip("."), description
+
+
+def test_alarms_cover_recordings_the_jobs_and_every_dead_letter_queue(dev: Synth):
+    by_metric = alarms_by_metric(dev)
+    service = {"Name": "service", "Value": "videocall"}
+    (failures,) = by_metric["RecordingFailures"]
+    assert failures["Namespace"] == "Telehealth/VideoCall" and failures["Dimensions"] == [service]
+    assert failures["Threshold"] == 1 and failures["Period"] == 300 and failures["Statistic"] == "Sum"
+    assert failures["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    (stuck,) = [a for a in by_metric["Failures"] if {"Name": "cause", "Value": "recording_stuck"} in a["Dimensions"]]
+    assert service in stuck["Dimensions"] and stuck["Threshold"] == 1
+    queues = dev.resources("AWS::SQS::Queue")
+    watched = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in by_metric["ApproximateNumberOfMessagesVisible"]}
+    assert watched == set(queues) and len(queues) == len(EVENT_ROUTES) + len(SCHEDULED_JOBS)
+    functions = {f["Properties"]["FunctionName"]: k for k, f in dev.functions().items()}
+    reconcile = functions["videocall-dev-reconcile"]
+    errors = [a for a in by_metric["Errors"] if a["Dimensions"][0]["Value"] == {"Ref": reconcile}]
+    assert len(errors) == 1 and "scheduled run failed" in errors[0]["AlarmDescription"]
 
 
 def test_alarm_emails_subscribe_to_the_topic(prod: Synth):
@@ -216,7 +400,9 @@ def test_dashboard_shows_api_functions_database_and_business_metrics(dev: Synth)
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in ("5XXError", "4XXError", "Latency", "p99", "Throttles", "ConcurrentExecutions", "Duration",
                    "DatabaseConnections", "CPUUtilization", "MeetingsCreated", "MeetingsEnded", "Joins",
-                   "JoinLatency", "Failures"):  # fmt: skip
+                   "JoinLatency", "Failures", "RecordingsStarted", "RecordingsCompleted", "RecordingFailures",
+                   "RecordingProcessingSeconds", "MeetingDuration", "MeetingsEndedEmpty", "AttendeesDropped",
+                   "RecordingLinksIssued", "ObjectVersionsDeleted"):  # fmt: skip
         assert metric in body, metric
 
 
@@ -240,16 +426,124 @@ def test_no_iam_statement_has_a_wildcard_action(synth: Synth):
             assert action != "*" and not action.endswith(":*"), (name, action)
 
 
-def test_each_function_may_call_only_its_own_aws_actions(dev: Synth):
-    by_role: dict[str, set[str]] = {}
-    for name, statement in iam_statements(dev):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        by_role.setdefault(name, set()).update(a for a in actions if a.startswith("chime:"))
-    for route in [*ROUTES]:
-        policy = next(n for n in by_role if n.startswith(f"Functions{route.name.replace('_', '')}Role")
-                      or n.startswith(f"Functions{route.name}Role"))  # fmt: skip
-        assert by_role[policy] == set(route.aws_actions), route.name
-    assert not any(a for n, a in by_role.items() if "migrate" in n or "events" in n)
+# What a function's wiring (not its route) gives it: tracing, the database, its dead-letter queue and that
+# queue's key. Everything else a role holds must come from its route's aws_actions through the IAM table.
+WIRING = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "rds-db:connect", "secretsmanager:GetSecretValue",
+          "secretsmanager:DescribeSecret", "sqs:SendMessage"}  # fmt: skip
+
+
+def expected_resources(synth: Synth, on: On) -> set[str]:
+    """The resources the IAM table's kinds stand for, as render() spells them."""
+    chime = "arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>"
+    bucket = synth.logical_id("AWS::S3::Bucket", "RecordingsBucket")
+    return {
+        On.ANY: {"*"},
+        On.MEETING: {f"{chime}:meeting/*"},
+        On.MEDIA_PIPELINE: {f"{chime}:media-pipeline/*"},
+        On.SINK_ROLE: {f"<{synth.logical_id('AWS::IAM::Role', 'RecordingsPipelineSinkRole')}.Arn>"},
+        On.RECORDINGS_BUCKET: {f"<{bucket}.Arn>"},
+        On.RECORDINGS_OBJECTS: {f"<{bucket}.Arn>/recordings/*"},
+        On.RECORDINGS_KEY: {f"<{synth.logical_id('AWS::KMS::Key', 'KeysRecordingsKey')}.Arn>"},
+    }[on]
+
+
+def test_each_function_may_call_only_its_own_aws_actions_on_their_own_resources(dev: Synth):
+    data_key = f"<{dev.logical_id('AWS::KMS::Key', 'KeysDataKey')}.Arn>"
+    statements = dev.role_statements()
+    assert set(statements) == {*ALL_ROUTES, "migrate_database"}
+    for name, found in statements.items():
+        listed = set(ALL_ROUTES[name].aws_actions) if name in ALL_ROUTES else set()
+        granted: dict[str, set[str]] = {}
+        for statement in found:
+            assert statement["Effect"] == "Allow", name
+            resources = {render(r) for r in as_list(statement["Resource"])}
+            for action in as_list(statement["Action"]):
+                if action in WIRING or (action in ("kms:GenerateDataKey", "kms:Decrypt") and resources == {data_key}):
+                    continue
+                assert action in listed, f"{name} may call {action}, which its route does not list"
+                granted.setdefault(action, set()).update(resources)
+        assert set(granted) == listed, name
+        for action, resources in granted.items():
+            assert resources == expected_resources(dev, RESOURCE_TYPES[action]), (name, action, resources)
+
+
+def statements_with(synth: Synth, action: str) -> list[dict[str, Any]]:
+    return [s for _, s in iam_statements(synth) if action in as_list(s["Action"])]
+
+
+def test_create_meeting_is_granted_on_every_resource_never_on_a_meeting_arn(dev: Synth):
+    """chime:CreateMeeting has no resource type: scoped to a meeting ARN, every create is AccessDenied."""
+    granted = statements_with(dev, "chime:CreateMeeting")
+    assert granted
+    for statement in granted:
+        assert as_list(statement["Resource"]) == ["*"], statement
+    roles = dev.role_statements()
+    for name, route in ALL_ROUTES.items():
+        if "chime:CreateMeeting" in route.aws_actions:
+            assert any("chime:CreateMeeting" in as_list(s["Action"]) and s["Resource"] == "*" for s in roles[name])
+
+
+def test_media_pipeline_actions_are_granted_on_their_sar_resources_not_meetings(dev: Synth):
+    """The creates have no resource type (the SAR lists neither meeting nor media-pipeline): "*". Delete and
+    Get act on media-pipeline/*. None of them on meeting/* only."""
+    expected = {
+        "chime:CreateMediaCapturePipeline": {"*"},
+        "chime:CreateMediaConcatenationPipeline": {"*"},
+        "chime:DeleteMediaCapturePipeline": {
+            "arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>:media-pipeline/*"
+        },
+        "chime:GetMediaPipeline": {"arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>:media-pipeline/*"},
+    }
+    for action, resources in expected.items():
+        granted = statements_with(dev, action)
+        assert granted, action
+        for statement in granted:
+            rendered = {render(r) for r in as_list(statement["Resource"])}
+            assert rendered == resources, (action, rendered)
+            assert not all(":meeting/" in r for r in rendered), action
+
+
+def test_pass_role_passes_only_the_sink_role_only_to_media_pipelines(synth: Synth):
+    sink_role = synth.logical_id("AWS::IAM::Role", "RecordingsPipelineSinkRole")
+    granted = statements_with(synth, "iam:PassRole")
+    assert granted
+    for statement in granted:
+        assert as_list(statement["Action"]) == ["iam:PassRole"]
+        assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [sink_role, "Arn"]}]
+        conditions = statement["Condition"]
+        assert conditions["StringEquals"] == {"iam:PassedToService": MEDIA_PIPELINES}
+        associated = render(conditions["ArnLike"]["iam:AssociatedResourceArn"])
+        assert associated == "arn:<AWS::Partition>:chime:*:<AWS::AccountId>:media-pipeline/*"
+    for action in ("iam:*", "iam:Pass*"):
+        assert not statements_with(synth, action)
+
+
+def test_an_action_missing_from_the_iam_table_fails_synth():
+    with pytest.raises(UnknownAwsAction, match="chime:StartMeetingTranscription"):
+        check_actions(["chime:CreateMeeting", "chime:StartMeetingTranscription"], who="some_route")
+    with pytest.raises(UnknownAwsAction, match="s3:GetBucketPolicy"):
+        check_actions(["chime:CreateMediaCapturePipeline", "iam:PassRole"], who="some_route")
+    for route in ALL_ROUTES.values():
+        check_actions(route.aws_actions, who=route.name)  # every route's actions are in the table
+
+
+def test_iam5_suppressions_name_exactly_the_wildcard_resources_each_role_holds(synth: Synth):
+    for name in synth.resources("AWS::IAM::Role"):
+        wildcards = set()
+        for policy in synth.resources("AWS::IAM::Policy").values():
+            if {"Ref": name} in policy["Properties"]["Roles"]:
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    wildcards |= {f"Resource::{render(r)}" for r in as_list(statement["Resource"]) if "*" in render(r)}
+        suppressed = [
+            applies
+            for policy in synth.resources("AWS::IAM::Policy").values() if {"Ref": name} in policy["Properties"]["Roles"]
+            for s in policy.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+            if s["id"] == "AwsSolutions-IAM5"
+            for applies in s.get("applies_to", [])
+        ]  # fmt: skip
+        if suppressed:
+            assert set(suppressed) == wildcards, name
+            assert len(suppressed) == len(set(suppressed)), name  # one suppression, one reason per wildcard
 
 
 def test_waf_is_on_in_prod_with_managed_rules_and_redacted_token_logs(prod: Synth, dev: Synth):
@@ -305,6 +599,19 @@ def test_functions_are_told_eu_regions(dev: Synth):
 def test_a_region_outside_the_eu_is_refused(key: str):
     with pytest.raises(ConfigError, match="outside the EU"):
         StageConfig.from_context(App(context={**CDK_CONTEXT, key: "us-east-1"}).node)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("consentSource", "clinic", "consentSource"),
+        ("recordingLinkSeconds", 30, "recordingLinkSeconds"),
+        ("emptyMeetingGraceSeconds", 10, "emptyMeetingGraceSeconds"),
+    ],
+)
+def test_recording_settings_out_of_bounds_are_refused_at_synth(key: str, value: Any, message: str):
+    with pytest.raises(ConfigError, match=message):
+        StageConfig.from_context(App(context={**CDK_CONTEXT, key: value}).node)
 
 
 def test_external_mode_needs_its_secret():

@@ -1,16 +1,23 @@
 """Lambda functions, all made the same way: Python 3.13 on arm64 (cheaper per ms, and every
 dependency ships aarch64 wheels), X-Ray tracing, in the VPC, their own KMS-encrypted log group with
-retention, their own role holding only what they are granted afterwards.
+retention, their own role holding only what they are granted afterwards: the AWS actions of its
+route (`aws_actions`), each on the resource type the Service Authorization Reference gives it
+(infra/components/iam.py), plus what its wiring needs (database, dead-letter queue).
 
 Sizing (see README "Ops"): API functions 512 MB / 15 s. 512 MB buys the CPU share that keeps cold
 starts (firebase-admin, pydantic, boto3 imports) near a second; 15 s covers the worst path (Chime
 retries with backoff plus a database reconnect) well inside API Gateway's 29 s. Event handlers
-256 MB / 30 s; the migration runner 512 MB / 5 min.
+256 MB / 30 s; scheduled jobs 512 MB with their own timeout (ScheduledJob.timeout_seconds); the
+migration runner 512 MB / 5 min.
+
+Every function is told where recordings go (bucket, region, key, sink role) and the recording knobs
+from context (retention, grace period, link lifetime, consent source, ...): videocall.core.settings
+reads them.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -21,7 +28,10 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
+from infra.components.iam import Grant, RecordingsResources, grants_for
 from infra.config import StageConfig
+
+TRACING = "xray:PutTraceSegments/PutTelemetryRecords (active tracing)"
 
 
 class FunctionFactory(Construct):
@@ -35,10 +45,12 @@ class FunctionFactory(Construct):
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         key: kms.IKey,
+        recordings: RecordingsResources,
         environment: dict[str, str],
     ) -> None:
         super().__init__(scope, id)
         self._config = config
+        self._recordings = recordings
         self._code = code
         self._vpc = vpc
         self._sg = security_group
@@ -55,6 +67,17 @@ class FunctionFactory(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": "Telehealth/VideoCall",
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "VIDEOCALL_MIGRATIONS_DIR": "/var/task/migrations",
+            # Recording: where, under which key, through which role; and the knobs ops may turn.
+            "RECORDINGS_BUCKET": recordings.bucket.bucket_name,
+            "RECORDINGS_BUCKET_REGION": config.region,
+            "RECORDINGS_KMS_KEY_ARN": recordings.key.key_arn,
+            "PIPELINE_SINK_ROLE_ARN": recordings.sink_role.role_arn,
+            "RETENTION_DAYS_RECORDINGS": str(config.recording_retention_days),
+            "EMPTY_MEETING_GRACE_SECONDS": str(config.empty_meeting_grace_seconds),
+            "RECORDING_LINK_SECONDS": str(config.recording_link_seconds),
+            "RECORDING_LINKS_FOR_PATIENT": _flag(config.recording_links_for_patient),
+            "RECORDING_INDIVIDUAL_VIDEO": _flag(config.recording_individual_video),
+            "CONSENT_SOURCE": config.consent_source,
             **environment,
         }
         self.functions: dict[str, lambda_.Function] = {}
@@ -80,12 +103,15 @@ class FunctionFactory(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
             ],
         )
-        if aws_actions:
+        grants = grants_for(aws_actions, self._recordings, who=name)
+        for grant in grants:
+            role.add_to_policy(grant.statement)
+        if dead_letter_queue is not None and dead_letter_queue.encryption_master_key is not None:
+            # Lambda sends failed async events to the KMS-encrypted queue with this role.
             role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=list(aws_actions),
-                    # Meetings of this account and region only.
-                    resources=[f"arn:{Aws.PARTITION}:chime:{Aws.REGION}:{Aws.ACCOUNT_ID}:meeting/*"],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=[dead_letter_queue.encryption_master_key.key_arn],
                 )
             )
         log_group = logs.LogGroup(
@@ -119,13 +145,18 @@ class FunctionFactory(Construct):
             dead_letter_queue=dead_letter_queue,
         )
         self.functions[name] = function
-        self._suppress(name, role, function, aws_actions=bool(aws_actions), asynchronous=bool(dead_letter_queue))
+        self._suppress(name, role, function, grants=grants, asynchronous=bool(dead_letter_queue))
         return function
 
     @staticmethod
     def _suppress(
-        name: str, role: iam.Role, function: lambda_.Function, *, aws_actions: bool, asynchronous: bool
+        name: str, role: iam.Role, function: lambda_.Function, *, grants: list[Grant], asynchronous: bool
     ) -> None:
+        # One IAM5 suppression per wildcard resource the role holds, naming exactly that resource.
+        wildcards: dict[str, list[str]] = {"Resource::*": [f"{TRACING}: no resource scoping exists"]}
+        for grant in grants:
+            for resource in grant.nag_wildcards:
+                wildcards.setdefault(resource, []).append(grant.wildcard_reason)
         role_findings = [
             NagPackSuppression(
                 id="AwsSolutions-IAM4",
@@ -135,27 +166,17 @@ class FunctionFactory(Construct):
                     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
                 ],
             ),
-            NagPackSuppression(
-                id="AwsSolutions-IAM5",
-                reason=f"{name}: xray:PutTraceSegments/PutTelemetryRecords (active tracing) support no resource "
-                "scoping",
-                applies_to=["Resource::*"],
+            *(
+                NagPackSuppression(id="AwsSolutions-IAM5", reason=f"{name}: {'; '.join(why)}", applies_to=[resource])
+                for resource, why in wildcards.items()
             ),
             NagPackSuppression(
                 id="HIPAA.Security-IAMNoInlinePolicy",
                 reason=f"{name}: the inline policy is this function's own grants, scoped to its own resources "
-                "(its Chime actions, its database user, its key); a shared managed policy would widen them",
+                "(its route's AWS actions, its database user, its dead-letter queue); a shared managed policy "
+                "would widen them",
             ),
         ]
-        if aws_actions:
-            role_findings.append(
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason=f"{name}: Chime meeting ids are created at run time; the ARN pattern is scoped to "
-                    "meetings of this account and region",
-                    applies_to=["Resource::arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>:meeting/*"],
-                )
-            )
         NagSuppressions.add_resource_suppressions(role, role_findings, apply_to_children=True)
         function_findings = [
             NagPackSuppression(
@@ -200,6 +221,10 @@ _RETENTION_DAYS = {
     "NINE_YEARS": 3288,
     "TEN_YEARS": 3653,
 }
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def retention_days(config: StageConfig) -> logs.RetentionDays:

@@ -3,9 +3,13 @@
 Dashboard rows: the API (requests, 4xx, 5xx, latency p50/p99); each function (errors, duration p99,
 throttles, concurrency); the database (connections, CPU, capacity); the business (meetings created
 and ended, joins, join latency, failures by cause: transcription and recording causes appear as
-their handlers emit them).
-Alarms -> one KMS-encrypted SNS topic (subscribers from context): API 5xx rate, function errors,
-throttles, dead-letter queue depth, database saturation.
+their handlers emit them); recordings and the call's life (recordings started/completed/failed,
+processing time, meeting duration, meetings ended empty, attendees dropped, download links issued,
+object versions deleted by retention and erasure).
+Alarms -> one KMS-encrypted SNS topic (subscribers from context): API 5xx rate, function errors
+(scheduled jobs: a failed run), throttles, dead-letter queue depth (event rules and schedules),
+recording failures, recordings stuck, database saturation. Each description says, in one sentence,
+what happened and what to do.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ NAMESPACE = "Telehealth/VideoCall"
 FIVE_MINUTES = Duration.minutes(5)
 
 
-def business(name: str, statistic: str = "Sum") -> cw.Metric:
+def business(name: str, statistic: str = "Sum", label: str | None = None, **dimensions: str) -> cw.Metric:
     return cw.Metric(
         namespace=NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": "videocall"},
+        dimensions_map={"service": "videocall", **dimensions},
         statistic=statistic,
         period=FIVE_MINUTES,
+        label=label,
     )
 
 
@@ -48,6 +53,7 @@ class Monitoring(Construct):
         api: apigw.RestApi,
         functions: dict[str, lambda_.Function],
         dead_letter_queues: dict[str, sqs.Queue],
+        scheduled_jobs: tuple[str, ...],
         cluster: rds.DatabaseCluster | None,
     ) -> None:
         super().__init__(scope, id)
@@ -83,33 +89,63 @@ class Monitoring(Construct):
             label="5xx %",
             period=FIVE_MINUTES,
         )
-        alarm("Api5xxRate", error_rate, 2, "More than 2% of API requests failed with 5xx for 10 minutes", periods=2)
+        alarm(
+            "Api5xxRate",
+            error_rate,
+            2,
+            "More than 2% of API requests failed with 5xx for 10 minutes: check the function errors and the "
+            "Failures-by-cause graph on the dashboard",
+            periods=2,
+        )
         for name, function in functions.items():
             alarm(
                 f"{name}Errors",
                 function.metric_errors(period=FIVE_MINUTES),
                 1,
-                f"{name}: invocations failed (crash or timeout, not 4xx)",
+                f"{name}: a scheduled run failed (crash or timeout), so its work waits for the next run: read "
+                "the run's logs and fix the cause"
+                if name in scheduled_jobs
+                else f"{name}: invocations failed (crash or timeout, not 4xx): read the function's error logs "
+                "and X-Ray traces",
             )
             alarm(
                 f"{name}Throttles",
                 function.metric_throttles(period=FIVE_MINUTES),
                 1,
-                f"{name}: throttled (reserved concurrency or account limit reached)",
+                f"{name}: throttled (reserved concurrency or account limit reached): raise reservedConcurrency "
+                "or the account's Lambda concurrency quota",
             )
         for name, queue in dead_letter_queues.items():
             alarm(
                 f"{name}DlqDepth",
                 queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
                 1,
-                f"{name}: Chime events could not be delivered; inspect and redrive the DLQ",
+                f"{name}: scheduled runs failed or queued too long behind a slow run (DLQ not empty): read the "
+                "job's logs, fix the cause, then purge the DLQ (the next run catches up)"
+                if name in scheduled_jobs
+                else f"{name}: Chime events could not be handled (DLQ not empty): read the function's logs, fix "
+                "the cause, then redrive the DLQ (handlers are idempotent)",
             )
+        alarm(
+            "RecordingFailures",
+            business("RecordingFailures"),
+            1,
+            "Recordings failed (pipeline failure, or stuck and given up): check the Failures-by-cause graph "
+            "and the media pipeline events of the affected meetings; the visit's recording may be incomplete",
+        )
+        alarm(
+            "RecordingsStuck",
+            business("Failures", cause="recording_stuck"),
+            1,
+            "Recordings stayed starting or processing too long and the reconciler gave up on them: check the "
+            "chime_pipeline_events function and the media pipelines' state in the console",
+        )
         if cluster is not None:
             alarm(
                 "DbCpu",
                 cluster.metric_cpu_utilization(period=FIVE_MINUTES),
                 80,
-                "Database CPU at or above 80% for 15 minutes",
+                "Database CPU at or above 80% for 15 minutes: look for slow queries in Performance Insights",
                 periods=3,
             )
             alarm(
@@ -205,6 +241,54 @@ class Monitoring(Construct):
                     )
                 ],
                 width=6,
+            ),
+        )
+        dashboard.add_widgets(cw.TextWidget(markdown="# Recordings and the call's life", width=24, height=1))
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Recordings started / completed / failed",
+                left=[
+                    business("RecordingsStarted", label="started"),
+                    business("RecordingsCompleted", label="completed"),
+                    business("RecordingFailures", label="failed"),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Recording processing (s): stop to artifacts",
+                left=[
+                    business("RecordingProcessingSeconds", "Average", label="average"),
+                    business("RecordingProcessingSeconds", "p99", label="p99"),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Meeting duration (s, average)",
+                left=[business("MeetingDuration", "Average", label="average")],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Meetings ended empty / attendees dropped",
+                left=[
+                    business("MeetingsEndedEmpty", label="ended empty"),
+                    business("AttendeesDropped", label="attendees dropped"),
+                ],
+                width=6,
+            ),
+        )
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Recording download links issued",
+                left=[business("RecordingLinksIssued", label="links")],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Recordings and object versions deleted (retention, erasure)",
+                left=[
+                    business("RecordingsDeleted", label="recordings"),
+                    business("ObjectVersionsDeleted", label="object versions"),
+                ],
+                width=12,
             ),
         )
         self.dashboard = dashboard

@@ -1,9 +1,19 @@
 """Where Chime media pipelines write recordings and transcripts.
 
 SSE-KMS under the customer-managed recordings key (rotated), public access blocked, TLS enforced,
-versioned, server access logs to a log bucket, expiry after the configured retention. Only
-`mediapipelines.chime.amazonaws.com`, acting for THIS account's Chime resources (aws:SourceAccount,
-aws:SourceArn), may write, and may use the key; nothing else is public.
+versioned, server access logs to a log bucket. Only `mediapipelines.chime.amazonaws.com`, acting for
+THIS account's Chime resources (aws:SourceAccount, aws:SourceArn), may write, and may use the key;
+nothing else is public.
+
+The pipeline sink role: the functions pass it to every capture pipeline (SinkIamRoleArn, with
+SseAwsKeyManagementParams naming the recordings key), the pipeline assumes it to write each object
+under the key, and concatenation reuses it to read the capture back. Only the media-pipelines
+service, for this account's Chime resources, may assume it; the bucket policy and the key policy name
+it as well, as the developer guide's "object level server-side encryption" setup asks.
+
+Retention: the app's own job (apply_retention) deletes content past `recordingRetentionDays`,
+every version, except under a legal hold. The lifecycle rule is only the backstop: it expires
+current versions 7 days after that and noncurrent versions a day after they become noncurrent.
 """
 
 from __future__ import annotations
@@ -15,7 +25,11 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-MEDIA_PIPELINES = "mediapipelines.chime.amazonaws.com"
+from infra.components.iam import MEDIA_PIPELINES, RECORDINGS_PREFIX, logical_id
+
+# Days the lifecycle rule waits after the configured retention: the app's retention job runs daily
+# and respects legal holds; the rule only catches what the job could not delete.
+LIFECYCLE_BACKSTOP_DAYS = 7
 
 
 class RecordingsBucket(Construct):
@@ -53,8 +67,8 @@ class RecordingsBucket(Construct):
             server_access_logs_prefix="recordings/",
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    id="retention",
-                    expiration=Duration.days(retention_days),
+                    id="retention-backstop",
+                    expiration=Duration.days(retention_days + LIFECYCLE_BACKSTOP_DAYS),
                     noncurrent_version_expiration=Duration.days(1),
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
@@ -69,9 +83,47 @@ class RecordingsBucket(Construct):
             iam.PolicyStatement(
                 sid="ChimeMediaPipelinesWrite",
                 principals=[iam.ServicePrincipal(MEDIA_PIPELINES)],
-                actions=["s3:PutObject", "s3:PutObjectAcl"],
-                resources=[self.bucket.arn_for_objects("*")],
+                # Put to write captures; Get and List for the concatenation pipeline reading them back
+                # (the developer guide's concatenation bucket policy).
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject", "s3:ListBucket"],
+                resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
                 conditions=conditions,
+            )
+        )
+        self.sink_role = iam.Role(
+            self,
+            "PipelineSinkRole",
+            assumed_by=iam.ServicePrincipal(MEDIA_PIPELINES).with_conditions(conditions),
+            description="Assumed by Chime media pipelines to write and read recordings under the recordings key",
+        )
+        objects = self.bucket.arn_for_objects(f"{RECORDINGS_PREFIX}*")
+        self.sink_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
+                resources=[objects],
+            )
+        )
+        # No s3:prefix condition here: how the service lists a capture's chunks is not documented.
+        self.sink_role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]))
+        # GenerateDataKey to write under the key; Decrypt for concatenation reading the capture back.
+        self.sink_role.add_to_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+        )
+        sink = iam.ArnPrincipal(self.sink_role.role_arn)
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="PipelineSinkRoleObjects",
+                principals=[sink],
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
+                resources=[objects],
+            )
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="PipelineSinkRoleList",
+                principals=[sink],
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
             )
         )
         key.add_to_resource_policy(
@@ -83,6 +135,32 @@ class RecordingsBucket(Construct):
                 resources=["*"],  # in a key policy, "*" means this key
                 conditions=conditions,
             )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="PipelineSinkRoleEncrypt",
+                principals=[sink],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],  # in a key policy, "*" means this key
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.sink_role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="PipelineSinkRole: the pipelines write objects whose keys (appointment/meeting/"
+                    "recording/chunk) are made at run time; the pattern is the recordings/ prefix of the "
+                    "recordings bucket only",
+                    applies_to=[f"Resource::<{logical_id(self.bucket)}.Arn>/{RECORDINGS_PREFIX}*"],
+                ),
+                NagPackSuppression(
+                    id="HIPAA.Security-IAMNoInlinePolicy",
+                    reason="PipelineSinkRole: the inline policy is this role's own grants on the recordings "
+                    "bucket and key only; a shared managed policy would widen them",
+                ),
+            ],
+            apply_to_children=True,
         )
         replication = (
             "kept in one region by design (GDPR data residency, one KMS key); durability comes from S3 and "

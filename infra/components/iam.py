@@ -1,0 +1,198 @@
+"""Least-privilege IAM from the route table: each AWS action a route, event route or job lists
+(`aws_actions`, see videocall.routes) is looked up here for the resource type the Service
+Authorization Reference (SAR) gives it, and the function gets one statement per kind of resource.
+
+An action that is not in the table fails synth (UnknownAwsAction): a new action never silently
+gets `Resource: "*"`; add it here with its resource type from the SAR first.
+
+What the SAR says, per action (checked against the SAR's "Actions, resources, and condition keys"
+pages for Amazon Chime, Amazon S3, AWS KMS and IAM; see the comments for what is not from the SAR):
+
+| action | SAR resource type | granted on |
+|---|---|---|
+| chime:CreateMeeting | none (tag keys only) | `*` |
+| chime:Create/Get/Delete/BatchCreateAttendee, DeleteMeeting, GetMeeting | meeting* | `meeting/*` (1) |
+| chime:CreateMediaCapturePipeline, CreateMediaConcatenationPipeline | none (2) | `*` |
+| chime:DeleteMediaCapturePipeline, GetMediaPipeline | media-pipeline* | `media-pipeline/*` (1) |
+| iam:PassRole | role* (3) | the pipeline sink role only, both conditions |
+| s3:GetBucketPolicy | bucket | `*` (the media-pipelines guide: "on all resources") |
+| s3:ListBucket, s3:ListBucketVersions | bucket (key s3:prefix) | the recordings bucket, `recordings/*` |
+| s3:GetObject, s3:DeleteObject, s3:DeleteObjectVersion | object | `<recordings bucket>/recordings/*` |
+| kms:Decrypt | key* (key kms:ViaService) | the recordings key, through S3 only |
+
+(1) this account's and region's. (2) tag condition keys; dependent action s3:GetBucketPolicy.
+(3) condition keys iam:PassedToService, iam:AssociatedResourceArn. The AssociatedResourceArn value
+(a media-pipeline ARN) is from the media-pipelines developer guide, not the SAR.
+
+CreateMediaCapturePipeline takes the meeting as its SourceArn, but the SAR lists no resource type
+for it (neither meeting nor media-pipeline): scoping it to `meeting/*` or `media-pipeline/*` would
+be AccessDenied, like CreateMeeting scoped to a meeting ARN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import cast
+
+from aws_cdk import Aws, CfnElement, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+
+MEDIA_PIPELINES = "mediapipelines.chime.amazonaws.com"
+# Every object the app and the pipelines write is under this prefix (videocall.recordings.service).
+RECORDINGS_PREFIX = "recordings/"
+
+
+class On(Enum):
+    """The kinds of resource an action is granted on."""
+
+    ANY = "*"
+    MEETING = "meeting"
+    MEDIA_PIPELINE = "media-pipeline"
+    SINK_ROLE = "sink-role"
+    RECORDINGS_BUCKET = "recordings-bucket"
+    RECORDINGS_OBJECTS = "recordings-objects"
+    RECORDINGS_KEY = "recordings-key"
+
+
+RESOURCE_TYPES: dict[str, On] = {
+    # Chime SDK meetings. CreateMeeting has no resource type: "*" or every create is AccessDenied.
+    "chime:CreateMeeting": On.ANY,
+    "chime:CreateAttendee": On.MEETING,
+    "chime:GetAttendee": On.MEETING,
+    "chime:DeleteAttendee": On.MEETING,
+    "chime:BatchCreateAttendee": On.MEETING,
+    "chime:DeleteMeeting": On.MEETING,
+    "chime:GetMeeting": On.MEETING,
+    # Chime SDK media pipelines. The two creates have no resource type in the SAR (the pipeline does
+    # not exist yet, and the meeting is not listed as a resource of the action): "*".
+    "chime:CreateMediaCapturePipeline": On.ANY,
+    "chime:CreateMediaConcatenationPipeline": On.ANY,
+    "chime:DeleteMediaCapturePipeline": On.MEDIA_PIPELINE,
+    "chime:GetMediaPipeline": On.MEDIA_PIPELINE,
+    # SinkIamRoleArn: the caller passes the sink role to the media-pipelines service.
+    "iam:PassRole": On.SINK_ROLE,
+    # The SAR gives it the bucket resource type, but the media-pipelines developer guide says the
+    # caller needs it "on all resources" (the service checks the sink bucket's policy as the caller).
+    "s3:GetBucketPolicy": On.ANY,
+    "s3:ListBucket": On.RECORDINGS_BUCKET,
+    "s3:ListBucketVersions": On.RECORDINGS_BUCKET,
+    "s3:GetObject": On.RECORDINGS_OBJECTS,
+    "s3:DeleteObject": On.RECORDINGS_OBJECTS,
+    "s3:DeleteObjectVersion": On.RECORDINGS_OBJECTS,
+    # GetObject on SSE-KMS objects (and the download links the function signs with its own role)
+    # needs Decrypt on the key. Deleting SSE-KMS objects needs no KMS permission.
+    "kms:Decrypt": On.RECORDINGS_KEY,
+}
+
+# Actions that do not work without others. From the SAR's "dependent actions" column
+# (s3:GetBucketPolicy), and from how this app calls them (the sink role passed with SinkIamRoleArn,
+# Decrypt for SSE-KMS objects).
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "chime:CreateMediaCapturePipeline": ("s3:GetBucketPolicy", "iam:PassRole"),
+    "chime:CreateMediaConcatenationPipeline": ("s3:GetBucketPolicy",),
+    "s3:GetObject": ("kms:Decrypt",),
+}
+
+# Why each wildcard resource is as narrow as it can be: the reasons of the cdk-nag IAM5 suppressions.
+WILDCARD_REASONS: dict[On, str] = {
+    On.ANY: "no resource type in the Service Authorization Reference (s3:GetBucketPolicy: the media-pipelines "
+    "developer guide requires it on all resources), so Resource must be *",
+    On.MEETING: "meeting ids come from Chime at run time; the pattern is this account's and region's meetings only",
+    On.MEDIA_PIPELINE: "pipeline ids come from Chime at run time; the pattern is this account's and region's "
+    "media pipelines only",
+    On.RECORDINGS_OBJECTS: "object keys (appointment/meeting/recording) are made at run time; the pattern is the "
+    "recordings/ prefix of the recordings bucket only",
+}
+
+
+class UnknownAwsAction(ValueError):
+    """A route lists an action this table does not know: add it with its SAR resource type."""
+
+
+@dataclass(frozen=True)
+class RecordingsResources:
+    """The resources route actions are scoped to."""
+
+    bucket: s3.IBucket
+    key: kms.IKey
+    sink_role: iam.IRole
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One statement for one kind of resource, and the wildcard resources it names as cdk-nag spells them."""
+
+    on: On
+    actions: tuple[str, ...]
+    statement: iam.PolicyStatement
+    nag_wildcards: tuple[str, ...]
+
+    @property
+    def wildcard_reason(self) -> str:
+        return f"{', '.join(self.actions)}: {WILDCARD_REASONS[self.on]}"
+
+
+def check_actions(actions: Iterable[str], *, who: str) -> tuple[str, ...]:
+    """The actions, sorted and deduplicated; UnknownAwsAction for one the table lacks or one missing its
+    companions."""
+    wanted = tuple(sorted(set(actions)))
+    unknown = [a for a in wanted if a not in RESOURCE_TYPES]
+    if unknown:
+        raise UnknownAwsAction(
+            f"{who}: no resource type known for {', '.join(unknown)}; add it to RESOURCE_TYPES in "
+            "infra/components/iam.py with the resource type the Service Authorization Reference gives it"
+        )
+    for action in wanted:
+        missing = [r for r in REQUIRES.get(action, ()) if r not in wanted]
+        if missing:
+            raise UnknownAwsAction(f"{who}: {action} does not work without {', '.join(missing)}; list it too")
+    return wanted
+
+
+def grants_for(actions: Iterable[str], resources: RecordingsResources, *, who: str) -> list[Grant]:
+    """Least-privilege statements for `actions`, one per kind of resource."""
+    by_kind: dict[On, list[str]] = {}
+    for action in check_actions(actions, who=who):
+        by_kind.setdefault(RESOURCE_TYPES[action], []).append(action)
+    return [_grant(on, tuple(found), resources) for on, found in sorted(by_kind.items(), key=lambda i: i[0].value)]
+
+
+def _grant(on: On, actions: tuple[str, ...], r: RecordingsResources) -> Grant:
+    chime = f"arn:{Aws.PARTITION}:chime:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    nag_chime = "arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>"
+    conditions: dict[str, dict[str, object]] | None = None
+    nag: tuple[str, ...] = ()
+    if on is On.ANY:
+        resources, nag = ["*"], ("Resource::*",)
+    elif on is On.MEETING:
+        resources, nag = [f"{chime}:meeting/*"], (f"Resource::{nag_chime}:meeting/*",)
+    elif on is On.MEDIA_PIPELINE:
+        resources, nag = [f"{chime}:media-pipeline/*"], (f"Resource::{nag_chime}:media-pipeline/*",)
+    elif on is On.SINK_ROLE:
+        resources = [r.sink_role.role_arn]
+        conditions = {
+            "StringEquals": {"iam:PassedToService": MEDIA_PIPELINES},
+            # Any region: a pipeline's ARN carries the media region it runs in.
+            "ArnLike": {"iam:AssociatedResourceArn": f"arn:{Aws.PARTITION}:chime:*:{Aws.ACCOUNT_ID}:media-pipeline/*"},
+        }
+    elif on is On.RECORDINGS_BUCKET:
+        resources = [r.bucket.bucket_arn]
+        # The code always lists with a Prefix under recordings/ (videocall.core.storage).
+        conditions = {"StringLike": {"s3:prefix": [f"{RECORDINGS_PREFIX}*"]}}
+    elif on is On.RECORDINGS_OBJECTS:
+        resources = [r.bucket.arn_for_objects(f"{RECORDINGS_PREFIX}*")]
+        nag = (f"Resource::<{logical_id(r.bucket)}.Arn>/{RECORDINGS_PREFIX}*",)
+    else:  # On.RECORDINGS_KEY: S3 decrypting objects for this role (GetObject, download links), nothing else.
+        resources = [r.key.key_arn]
+        conditions = {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
+    statement = iam.PolicyStatement(actions=list(actions), resources=resources, conditions=conditions)
+    return Grant(on=on, actions=actions, statement=statement, nag_wildcards=nag)
+
+
+def logical_id(construct: s3.IBucket | iam.IRole | kms.IKey) -> str:
+    """The CloudFormation logical id of an L2 construct's resource (how cdk-nag names its ARN: <Id.Arn>)."""
+    return Stack.of(construct).get_logical_id(cast(CfnElement, construct.node.default_child))
