@@ -13,6 +13,8 @@ videocall privacy erase (--appointment ID | --patient USER_ID) --admin FIREBASE_
 videocall privacy audit-trail --patient USER_ID --admin FIREBASE_UID
                                     the admin's right-of-access, erasure and audit-trail tools, against
                                     DATABASE_URL and the stage's AWS (or the local stack)
+videocall redrive --queue-url URL --function-name NAME
+                                    hand the events in a dead-letter queue to their function again
 videocall openapi [--check]         write (or check) openapi.json from the route table
 """
 
@@ -87,6 +89,17 @@ def _attendee(args: argparse.Namespace) -> int:
 
 def _job(args: argparse.Namespace) -> int:
     return _post_local(args.port, f"/_local/jobs/{args.name}", {})
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    import boto3
+
+    from videocall.ops import redrive
+
+    outcome = redrive(boto3.client("sqs"), boto3.client("lambda"), queue_url=args.queue_url,
+                      function_name=args.function_name, limit=args.limit)  # fmt: skip
+    print(json.dumps({"redriven": outcome.redriven, "failed": outcome.failed}))
+    return 0 if not outcome.failed else 1
 
 
 def _privacy(args: argparse.Namespace) -> int:
@@ -187,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("name", choices=["reconcile", "apply_retention"])
     job.add_argument("--port", type=int, default=8080)
     job.set_defaults(run=_job)
+    redrive = commands.add_parser("redrive", help="hand a dead-letter queue's events to their function again")
+    redrive.add_argument("--queue-url", required=True)
+    redrive.add_argument("--function-name", required=True)
+    redrive.add_argument("--limit", type=int, default=1000)
+    redrive.set_defaults(run=_redrive)
     privacy = commands.add_parser("privacy", help="right of access, erasure, audit trail (admin)")
     privacy.add_argument("action", choices=["export", "erase", "audit-trail"])
     privacy.add_argument("--admin", required=True, help="the admin's Firebase uid (recorded in the audit trail)")
