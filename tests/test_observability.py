@@ -94,7 +94,7 @@ def test_business_metrics_are_emitted_as_emf(api: Api, world: World, capfd: pyte
 
     blobs = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     names = {m["Name"] for b in blobs for d in b["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"MeetingsCreated", "Joins", "JoinLatency", "MeetingsEnded", "Failures"} <= names
+    assert {"MeetingsCreated", "Joins", "JoinLatency", "MeetingsEnded", "MeetingDuration", "Failures"} <= names
     assert all(d["Namespace"] == "Telehealth/VideoCall" for b in blobs for d in b["_aws"]["CloudWatchMetrics"])
     causes = {b.get("cause") for b in blobs if "Failures" in b}
     assert "denied_not_allowed_to_end" in causes

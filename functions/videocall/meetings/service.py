@@ -451,6 +451,8 @@ class MeetingService:
         assert ended is not None
         if not already_ended:
             metrics.add_metric(name="MeetingsEnded", unit=MetricUnit.Count, value=1)
+            duration = (ended["ended_at"] - row["created_at"]).total_seconds()
+            metrics.add_metric(name="MeetingDuration", unit=MetricUnit.Seconds, value=max(0.0, duration))
             logger.info("meeting ended", extra={"meeting_id": meeting_id, "session_id": row["session_id"]})
         return EndResult(meeting_id=meeting_id, ended_at=ended["ended_at"].isoformat(), already_ended=already_ended)
 
