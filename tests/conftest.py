@@ -40,7 +40,7 @@ from videocall.local.devtools import emulator_id_token
 from videocall.local.pipelines_emulator import MediaPipelinesEmulator
 from videocall.local.s3 import ensure_recordings_bucket, kms_client, s3_client
 from videocall.local.server import LambdaContextStub, rest_event
-from videocall.local.stack import BUS
+from videocall.local.stack import BUS, wire
 from videocall.runtime import Runtime, build_runtime, use_runtime
 
 PROJECT = "videocall-test"
@@ -151,7 +151,7 @@ def emulator() -> ChimeEmulator:
 @pytest.fixture
 def pipelines(aws: LocalAws, emulator: ChimeEmulator) -> MediaPipelinesEmulator:
     emulated = MediaPipelinesEmulator(s3_client=aws.s3, emit=BUS.emit)
-    emulator.on_meeting_ended.append(emulated.meeting_ended)
+    wire(emulator, emulated, aws.s3)
     return emulated
 
 

@@ -27,6 +27,10 @@ EU_REGIONS = frozenset(
 )
 
 
+# Transcribe Medical streaming regions Chime accepts (service model), without "auto".
+MEDICAL_TRANSCRIPTION_REGIONS = frozenset(
+    {"us-east-1", "us-east-2", "us-west-2", "ap-southeast-2", "ca-central-1", "eu-west-1"}
+)
 AUDIO_MUX_TYPES = ("AudioOnly", "AudioWithActiveSpeakerVideo", "AudioWithCompositedVideo")
 
 
@@ -70,12 +74,18 @@ class Settings:
     recording_stuck_seconds: int = 3600
     # --- consent ---
     consent_source: str = "patient"
+    # --- transcription (transcripts context) ---
+    transcription_policy: str = "medical-en-us"  # or "standard-only": every language on standard Transcribe
+    transcription_medical_region: str = "eu-west-1"
+    transcription_standard_region: str = "eu-central-1"
+    transcription_specialty: str = "PRIMARYCARE"
+    transcript_for_patient: bool = False
     # --- the call's life ---
     empty_meeting_grace_seconds: int = 120
     reconcile_calls_per_second: float = 5.0
     reconcile_batch: int = 200
     # --- retention, per kind of content ---
-    retention_days: tuple[tuple[str, int], ...] = (("recordings", 90),)
+    retention_days: tuple[tuple[str, int], ...] = (("recordings", 90), ("transcripts", 90))
 
     @property
     def is_local(self) -> bool:
@@ -123,7 +133,15 @@ class Settings:
             empty_meeting_grace_seconds=int(e.get("EMPTY_MEETING_GRACE_SECONDS", "120")),
             reconcile_calls_per_second=float(e.get("RECONCILE_CALLS_PER_SECOND", "5")),
             reconcile_batch=int(e.get("RECONCILE_BATCH", "200")),
-            retention_days=(("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),),
+            transcription_policy=e.get("TRANSCRIPTION_POLICY", "medical-en-us"),
+            transcription_medical_region=e.get("TRANSCRIPTION_MEDICAL_REGION", "eu-west-1"),
+            transcription_standard_region=e.get("TRANSCRIPTION_STANDARD_REGION", "eu-central-1"),
+            transcription_specialty=e.get("TRANSCRIPTION_SPECIALTY", "PRIMARYCARE"),
+            transcript_for_patient=_flag(e.get("TRANSCRIPT_FOR_PATIENT", "false")),
+            retention_days=(
+                ("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),
+                ("transcripts", int(e.get("RETENTION_DAYS_TRANSCRIPTS", "90"))),
+            ),
         )
         settings.check()
         return settings
@@ -147,6 +165,17 @@ class Settings:
             raise SettingsError("RECORDING_LINK_SECONDS must be between 60 and 3600")
         if self.empty_meeting_grace_seconds < 30:
             raise SettingsError("EMPTY_MEETING_GRACE_SECONDS must be at least 30 (longer than a network switch)")
+        if self.transcription_policy not in ("medical-en-us", "standard-only"):
+            raise SettingsError("TRANSCRIPTION_POLICY must be 'medical-en-us' or 'standard-only'")
+        if self.transcription_medical_region not in MEDICAL_TRANSCRIPTION_REGIONS:
+            raise SettingsError(f"TRANSCRIPTION_MEDICAL_REGION must be one of {sorted(MEDICAL_TRANSCRIPTION_REGIONS)}")
+        if self.transcription_standard_region == "auto" or self.transcription_medical_region == "auto":
+            raise SettingsError("transcription regions must be named: 'auto' can leave the EU")
+        if (
+            not self.is_local
+            and not {self.transcription_medical_region, self.transcription_standard_region} <= EU_REGIONS
+        ):
+            raise SettingsError("transcription regions must be EU regions in deployed stages")
         if any(days < 1 for _, days in self.retention_days):
             raise SettingsError("retention days must be at least 1")
         if not self.is_local:

@@ -44,6 +44,17 @@ class ObjectStore:
             if not page.get("IsTruncated") or not token:
                 return found
 
+    def read(self, key: str, *, max_bytes: int = 50 * 1024 * 1024) -> bytes:
+        """An object's bytes (a transcript file); refuses what is larger than `max_bytes`."""
+        response = self._call("get_object", Bucket=self.bucket, Key=key)
+        if int(response.get("ContentLength") or 0) > max_bytes:
+            raise StorageUnavailable("The object is too large to process.")
+        try:
+            data: bytes = response["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("get_object", exc) from None
+        return data
+
     def download_link(self, key: str, file_name: str) -> str:
         """A presigned GET that expires, served as an attachment (never rendered inline)."""
         safe_name = "".join(c for c in file_name if c.isalnum() or c in "._-") or "download"

@@ -103,6 +103,11 @@ class ChimeEmulator:
         self.emit = emit
         self.on_meeting_ended: list[Callable[[str], None]] = []
         self._last_ms = 0
+        # Live transcription: meeting id -> TranscriptionConfiguration while it runs; every attendee a
+        # meeting ever had (the local transcript is written in their voices after the meeting ended).
+        self.transcribing: dict[str, dict[str, Any]] = {}
+        self.transcribed: dict[str, dict[str, Any]] = {}  # ever transcribed (kept after stop and end)
+        self.attendee_history: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._meetings: dict[str, dict[str, Any]] = {}
         self._attendees: dict[str, dict[str, dict[str, Any]]] = {}  # meeting id -> attendee id -> attendee
@@ -169,6 +174,29 @@ class ChimeEmulator:
                     continue
                 created.append(dict(self._add_attendee(params["MeetingId"], item)))
             return {"Attendees": created, "Errors": errors}
+
+    def start_meeting_transcription(self, **params: Any) -> dict[str, Any]:
+        self._check("StartMeetingTranscription", params)
+        config = params["TranscriptionConfiguration"]
+        if len(config) != 1:
+            raise _client_error("StartMeetingTranscription", "BadRequestException", "exactly one engine's settings")
+        with self._lock:
+            meeting = self._meeting("StartMeetingTranscription", params["MeetingId"])
+            self.transcribing[params["MeetingId"]] = config
+            self.transcribed[params["MeetingId"]] = config
+        engine = next(iter(config.values()))
+        self._event("chime:TranscriptionStarted", meeting, transcriptionRegion=engine.get("Region"),
+                    transcriptionConfiguration=str(config))  # fmt: skip
+        return {}
+
+    def stop_meeting_transcription(self, **params: Any) -> dict[str, Any]:
+        self._check("StopMeetingTranscription", params)
+        with self._lock:
+            meeting = self._meeting("StopMeetingTranscription", params["MeetingId"])
+            running = self.transcribing.pop(params["MeetingId"], None)
+        if running is not None:
+            self._event("chime:TranscriptionStopped", meeting)
+        return {}
 
     def get_attendee(self, **params: Any) -> dict[str, Any]:
         self._check("GetAttendee", params)
@@ -287,6 +315,7 @@ class ChimeEmulator:
             or {"Audio": "SendReceive", "Video": "SendReceive", "Content": "SendReceive"},
         }
         self._attendees[meeting_id][attendee["AttendeeId"]] = attendee
+        self.attendee_history.setdefault(meeting_id, []).append(attendee)
         return attendee
 
     def _meeting_shape(self, meeting_id: str, params: dict[str, Any]) -> dict[str, Any]:

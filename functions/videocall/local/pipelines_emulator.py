@@ -172,6 +172,10 @@ class MediaPipelinesEmulator:
         self._concatenation_tokens: dict[str, str] = {}  # ClientRequestToken -> concatenation pipeline id
         self._last_event_ms = 0
         self.events: list[dict[str, Any]] = []
+        # Called as a capture stops, before its concatenation runs: (meeting id, bucket, capture prefix,
+        # sse) -> None. The local stack writes the live transcript's chunks here (Chime writes them while
+        # transcription runs; no real speech exists locally).
+        self.before_stop: list[Callable[[str, str, str, dict[str, str] | None], None]] = []
         # Test hook: operation name -> error codes to raise on its next calls (e.g. throttling).
         self.fail_next: dict[str, list[str]] = {}
 
@@ -367,6 +371,8 @@ class MediaPipelinesEmulator:
             self._put(bucket, _key(prefix, folder, name), _MP4 if name.endswith(".mp4") else _TXT, sse)
 
     def _stop(self, capture: _Capture, out: list[dict[str, Any]]) -> None:
+        for hook in self.before_stop:
+            hook(capture.meeting_id, capture.bucket, capture.prefix, capture.sse)
         capture.body["Status"] = "Stopped"
         capture.body["UpdatedTimestamp"] = datetime.now(UTC)
         self._event(DELETED, capture.meeting_id, capture.body["MediaPipelineId"], out)
@@ -374,6 +380,13 @@ class MediaPipelinesEmulator:
             concatenation = self._concatenations[pipeline_id]
             if concatenation.status == "Initializing":
                 self._concatenate(concatenation, capture, out)
+
+    def _joined_chunks(self, capture: _Capture, folder: str) -> bytes:
+        """A text artifact is its chunks, in order, one after the other (as Chime concatenates them)."""
+        listed = self.s3.list_objects_v2(Bucket=capture.bucket, Prefix=_key(capture.prefix, folder, ""))
+        keys = sorted(o["Key"] for o in listed.get("Contents", []))
+        parts = [self.s3.get_object(Bucket=capture.bucket, Key=k)["Body"].read() for k in keys]
+        return b"".join(part if part.endswith(b"\n") else part + b"\n" for part in parts)
 
     def _captured(self, capture: _Capture, folder: str) -> bool:
         listed = self.s3.list_objects_v2(Bucket=capture.bucket, Prefix=_key(capture.prefix, folder, ""), MaxKeys=1)
@@ -393,7 +406,8 @@ class MediaPipelinesEmulator:
                 enabled = kind == "Audio" or artifacts.get(kind, {}).get("State") == "Enabled"
                 if enabled and self._captured(capture, folder):
                     key = _key(concatenation.prefix, folder, f"{pipeline_id}.{extension}")
-                    self._put(concatenation.bucket, key, _MP4 if extension == "mp4" else _TXT, capture.sse)
+                    body_bytes = _MP4 if extension == "mp4" else self._joined_chunks(capture, folder)
+                    self._put(concatenation.bucket, key, body_bytes, capture.sse)
         except ClientError:
             body["Status"] = "Failed"
             body["UpdatedTimestamp"] = datetime.now(UTC)

@@ -80,5 +80,14 @@ def _make_clients(settings: Settings, pipelines_client: Any, s3_client: Any) -> 
     pipelines = pipelines_client or MediaPipelinesEmulator(s3_client=s3, region=settings.chime_media_region,
                                                            emit=BUS.emit)  # fmt: skip
     if isinstance(pipelines, MediaPipelinesEmulator):
-        chime.on_meeting_ended.append(pipelines.meeting_ended)
+        wire(chime, pipelines, s3)
     return chime, pipelines, s3
+
+
+def wire(chime: ChimeEmulator, pipelines: MediaPipelinesEmulator, s3: Any) -> None:
+    """What AWS does between the two services: a meeting's end stops its capture, and a capture of a
+    transcribed meeting carries the transcript."""
+    from videocall.local.transcript_writer import writer
+
+    chime.on_meeting_ended.append(pipelines.meeting_ended)
+    pipelines.before_stop.append(writer(chime, s3))

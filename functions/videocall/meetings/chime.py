@@ -56,6 +56,8 @@ class ChimeClient(Protocol):
     def delete_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
     def delete_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
     def get_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
+    def start_meeting_transcription(self, **kwargs: Any) -> dict[str, Any]: ...
+    def stop_meeting_transcription(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class ChimeGateway:
@@ -104,6 +106,15 @@ class ChimeGateway:
         except ChimeMeetingGone:
             return False
         return True
+
+    def start_transcription(self, meeting_id: str, configuration: dict[str, Any]) -> None:
+        """StartMeetingTranscription (the transcripts context decides the configuration)."""
+        self._call("start_meeting_transcription", MeetingId=meeting_id, TranscriptionConfiguration=configuration)
+
+    def stop_transcription(self, meeting_id: str) -> None:
+        """StopMeetingTranscription; a meeting that is gone has no transcription to stop."""
+        with contextlib.suppress(ChimeMeetingGone):
+            self._call("stop_meeting_transcription", MeetingId=meeting_id)
 
     def delete_meeting(self, meeting_id: str) -> None:
         """End the meeting for everyone. Already gone counts as done."""

@@ -46,22 +46,14 @@ from videocall.core.errors import (
     CreateInProgress,
     DomainError,
     MeetingEnded,
-    UnsupportedTranscriptionLanguage,
 )
+from videocall.core.languages import check_language
 from videocall.core.observability import MetricUnit, count_failure, logger, metrics
 from videocall.meetings.chime import ChimeAttendeeGone, ChimeGateway, ChimeMeetingGone
 from videocall.meetings.repository import AttendeeRecord, SessionRepository
 
 # A policy rule about a meeting: (caller, appointment, created_by=, was_added=) -> the appointment, or raise.
 MeetingRule = Callable[..., Appointment]
-
-# Live transcription languages (Transcribe standard engine; en-US goes to Transcribe Medical).
-# es-ES, which the old app's example used, is not among them.
-TRANSCRIPTION_LANGUAGES = (
-    "en-US", "en-GB", "es-US", "fr-CA", "fr-FR", "en-AU", "it-IT",
-    "de-DE", "pt-BR", "ja-JP", "ko-KR", "zh-CN", "th-TH", "hi-IN",
-)  # fmt: skip
-MEDICAL_TRANSCRIPTION_LANGUAGES = ("en-US",)
 
 
 def external_user_id(user_id: str) -> str:
@@ -122,12 +114,8 @@ class SessionState:
 
 
 def check_transcription_language(command: CreateMeetingCommand) -> None:
-    if command.enable_transcription and command.transcription_language not in TRANSCRIPTION_LANGUAGES:
-        raise UnsupportedTranscriptionLanguage(
-            f"transcriptionLanguage {command.transcription_language!r} is not supported by live "
-            f"transcription; use one of: {', '.join(TRANSCRIPTION_LANGUAGES)}.",
-            details={"supportedLanguages": list(TRANSCRIPTION_LANGUAGES)},
-        )
+    if command.enable_transcription:
+        check_language(command.transcription_language)
 
 
 def _meeting_object(row: Row) -> dict[str, Any]:

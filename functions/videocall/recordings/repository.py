@@ -26,13 +26,14 @@ _RECORDING_COLUMNS = """
     r.id::text AS recording_id, r.session_id::text AS session_id, r.meeting_id, r.appointment_id,
     r.sequence, r.client_request_token, r.s3_prefix, r.state, r.capture_pipeline_id,
     r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at, r.completed_at,
-    r.started_by::text AS started_by, r.stopped_by::text AS stopped_by, r.stop_reason, r.error_message"""
+    r.started_by::text AS started_by, r.stopped_by::text AS stopped_by, r.stop_reason, r.error_message,
+    r.keep_media"""
 
 # The latest recording's columns, from a LATERAL join aliased r (all NULL when there is none).
 _LATEST_RECORDING = """
     r.id::text AS recording_id, r.sequence, r.state, r.client_request_token, r.s3_prefix,
     r.capture_pipeline_id, r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at,
-    r.completed_at, r.stop_reason"""
+    r.completed_at, r.stop_reason, r.keep_media"""
 
 # A recording's artifacts as a JSON array (kind, key, sizeBytes, durationMs).
 _ARTIFACTS = """(SELECT coalesce(json_agg(json_build_object(
@@ -40,11 +41,12 @@ _ARTIFACTS = """(SELECT coalesce(json_agg(json_build_object(
                     ORDER BY x.kind, x.s3_key), '[]'::json)
            FROM recording_artifacts x WHERE x.recording_id = r.id) AS artifacts"""
 
-# Sets the session's recording state from the recording row(s) in CTE `r` (session_id, state).
+# Sets the session's recording state from the capture row(s) in CTE `r` (session_id, state, keep_media):
+# a capture kept only for the transcript (keep_media false) is not a recording: the session shows 'off'.
 _SESSION_FOLLOWS = """
     session_follows AS (
         UPDATE video_call_sessions v
-           SET recording_state = CASE WHEN r.state IN ('starting', 'recording', 'interrupted')
+           SET recording_state = CASE WHEN r.state IN ('starting', 'recording', 'interrupted') AND r.keep_media
                                       THEN CASE r.state WHEN 'recording' THEN 'on' ELSE r.state END
                                       ELSE 'off' END,
                updated_at = now()
@@ -99,7 +101,7 @@ class RecordingRepository:
     # --- starting ------------------------------------------------------------------------------
     def claim(
         self, *, session_id: str, meeting_id: str, appointment_id: str, prefix: str, started_by: str | None,
-        wait_for_consent: bool, audit: AuditEntry,
+        wait_for_consent: bool, audit: AuditEntry, purpose: str = "recording",
     ) -> Row | None:  # fmt: skip
         """Insert the meeting's next recording as 'starting' while the patient's recording consent is
         granted (checked in this same statement, so a withdrawal cannot slip between check and start),
@@ -109,24 +111,25 @@ class RecordingRepository:
         return self._db.fetch_one(
             f"""WITH consent AS (
                     SELECT 1 FROM appointment_consents
-                     WHERE appointment_id = %(appointment_id)s AND recording = 'granted'
+                     WHERE appointment_id = %(appointment_id)s
+                       AND CASE WHEN %(purpose)s = 'recording' THEN recording ELSE transcription END = 'granted'
                 ), ins AS (
                     INSERT INTO recordings
                         (session_id, meeting_id, appointment_id, sequence, client_request_token, s3_prefix,
-                         state, started_by)
+                         state, started_by, keep_media)
                     SELECT %(session_id)s::uuid, %(meeting_id)s, %(appointment_id)s, n.next,
                            %(meeting_id)s || '-r' || n.next, %(prefix)s || '/r' || n.next, 'starting',
-                           %(started_by)s::uuid
+                           %(started_by)s::uuid, %(purpose)s = 'recording'
                       FROM (SELECT coalesce(max(sequence), 0) + 1 AS next
                               FROM recordings WHERE session_id = %(session_id)s::uuid) n
                      WHERE EXISTS (SELECT 1 FROM consent)
                     ON CONFLICT DO NOTHING
                     RETURNING *
-                ), r AS (SELECT session_id, state FROM ins), {_SESSION_FOLLOWS},
+                ), r AS (SELECT session_id, state, keep_media FROM ins), {_SESSION_FOLLOWS},
                 waiting AS (
                     UPDATE video_call_sessions SET recording_state = 'waiting_for_consent', updated_at = now()
                      WHERE id = %(session_id)s::uuid AND %(wait)s AND recording_state = 'off'
-                       AND NOT EXISTS (SELECT 1 FROM consent)
+                       AND %(purpose)s = 'recording' AND NOT EXISTS (SELECT 1 FROM consent)
                     RETURNING id
                 ),
                 s AS (SELECT session_id AS id FROM ins), {AUDIT_CTE},
@@ -145,10 +148,11 @@ class RecordingRepository:
                  WHERE r.session_id = %(session_id)s::uuid AND r.state IN ('starting', 'recording', 'interrupted')
                    AND EXISTS (SELECT 1 FROM consent) AND NOT EXISTS (SELECT 1 FROM ins)
                 UNION ALL
-                SELECT {", ".join(["NULL"] * 18)}, 'no_consent' WHERE NOT EXISTS (SELECT 1 FROM consent)""",
+                SELECT {", ".join(["NULL"] * 19)}, 'no_consent' WHERE NOT EXISTS (SELECT 1 FROM consent)""",
             {
                 "session_id": session_id, "meeting_id": meeting_id, "appointment_id": appointment_id,
-                "prefix": prefix, "started_by": started_by, "wait": wait_for_consent, **audit.params(),
+                "prefix": prefix, "started_by": started_by, "wait": wait_for_consent, "purpose": purpose,
+                **audit.params(),
             },
         )  # fmt: skip
 
@@ -159,7 +163,8 @@ class RecordingRepository:
         return self._db.fetch_one(
             f"""WITH consent AS (
                     SELECT 1 FROM appointment_consents c JOIN recordings x ON x.appointment_id = c.appointment_id
-                     WHERE x.id = %(recording_id)s::uuid AND c.recording = 'granted'
+                     WHERE x.id = %(recording_id)s::uuid
+                       AND CASE WHEN x.keep_media THEN c.recording ELSE c.transcription END = 'granted'
                 ), r AS (
                     UPDATE recordings
                        SET capture_pipeline_id = %(capture_id)s, capture_pipeline_arn = %(capture_arn)s,
@@ -269,8 +274,8 @@ class RecordingRepository:
                                                     ELSE x.error_occurred_at END,
                            updated_at = CASE WHEN cur.applies THEN now() ELSE x.updated_at END
                       FROM cur WHERE x.id = cur.id
-                    RETURNING x.session_id, x.state, cur.applies
-                ), r AS (SELECT session_id, state FROM changed WHERE applies), {_SESSION_FOLLOWS},
+                    RETURNING x.session_id, x.state, x.keep_media, cur.applies
+                ), r AS (SELECT session_id, state, keep_media FROM changed WHERE applies), {_SESSION_FOLLOWS},
                 s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
                 SELECT count(*) AS n FROM r""",
             {
@@ -319,7 +324,8 @@ class RecordingRepository:
         return self._db.fetch_all(
             f"""SELECT {_RECORDING_COLUMNS},
                        {_ARTIFACTS}
-                  FROM recordings r WHERE r.session_id = %(session_id)s::uuid ORDER BY r.sequence""",
+                  FROM recordings r WHERE r.session_id = %(session_id)s::uuid AND r.keep_media
+                 ORDER BY r.sequence""",
             {"session_id": session_id},
         )
 
@@ -398,3 +404,37 @@ class RecordingRepository:
             {"ids": recording_ids, **audit.params()},
         )
         return int(row["n"]) if row else 0
+
+    # --- captures kept only for the transcript ----------------------------------------------------------
+    def transcript_files(self, session_id: str) -> list[Row]:
+        """The concatenated transcription-messages files of a meeting's completed captures, in order."""
+        return self._db.fetch_all(
+            """SELECT r.id::text AS recording_id, r.sequence, x.s3_key
+                 FROM recordings r JOIN recording_artifacts x ON x.recording_id = r.id
+                WHERE r.session_id = %(session_id)s::uuid AND r.state = 'completed'
+                  AND x.kind = 'transcription-messages'
+                ORDER BY r.sequence, x.s3_key""",
+            {"session_id": session_id},
+        )
+
+    def media_to_discard(self, session_id: str) -> list[Row]:
+        """Completed captures that were kept only for the transcript and still hold media."""
+        return self._db.fetch_all(
+            f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id FROM recordings r
+                  JOIN appointments a ON a.id = r.appointment_id
+                 WHERE r.session_id = %(session_id)s::uuid AND NOT r.keep_media AND r.state = 'completed'
+                   AND r.media_deleted_at IS NULL""",
+            {"session_id": session_id},
+        )
+
+    def media_discarded(self, *, recording_id: str, kinds: tuple[str, ...], audit: AuditEntry) -> None:
+        self._db.execute(
+            f"""WITH gone AS (
+                    DELETE FROM recording_artifacts WHERE recording_id = %(id)s::uuid AND kind = ANY(%(kinds)s)
+                ), r AS (
+                    UPDATE recordings SET media_deleted_at = now(), updated_at = now()
+                     WHERE id = %(id)s::uuid RETURNING session_id
+                ), s AS (SELECT session_id AS id FROM r), {AUDIT_CTE}
+                SELECT 1""",
+            {"id": recording_id, "kinds": list(kinds), **audit.params()},
+        )

@@ -145,18 +145,12 @@ class RecordingService:
             return RecordingStatus(meeting_id, row["session_recording_state"], summary(row))  # already on
         if row["consent_recording"] != "granted":
             raise ConsentRequired("The patient has not granted consent to record this appointment.")
-        claim = None
-        for _ in range(3):
-            claim = self._recordings.claim(
-                session_id=row["session_id"], meeting_id=meeting_id, appointment_id=appointment.id,
-                prefix=recording_prefix(appointment.id, meeting_id), started_by=actor,
-                wait_for_consent=wait_for_consent,
-                audit=self._audit(actor, "recording.start", appointment, meeting_id, request_id),
-            )  # fmt: skip
-            if claim is not None:
-                break
-        if claim is None:
-            raise CreateInProgress("A recording is being started; retry shortly.")
+        claim = self._claim(actor, appointment, row, request_id, purpose="recording", wait=wait_for_consent)
+        if claim["outcome"] == "running" and not claim["keep_media"] and claim["capture_pipeline_id"]:
+            # A capture kept only for the transcript runs: a recording is a new capture that keeps its
+            # media (the transcript continues in it), so the earlier one's media is still never kept.
+            self._stop(claim, actor, "recording_started", appointment, request_id)
+            claim = self._claim(actor, appointment, row, request_id, purpose="recording", wait=wait_for_consent)
         if claim["outcome"] == "no_consent":
             raise ConsentRequired("The patient has not granted consent to record this appointment.")
         if claim["outcome"] == "running" and claim["state"] == "starting" and claim["capture_pipeline_id"] is None:
@@ -167,6 +161,54 @@ class RecordingService:
                 meeting_id, "on" if claim["state"] == "recording" else claim["state"], summary(claim)
             )
         return self._create_pipelines(actor, appointment, row, claim, request_id)
+
+    def _claim(
+        self, actor: str | None, appointment: Appointment, row: Row, request_id: str | None, *, purpose: str,
+        wait: bool,
+    ) -> Row:  # fmt: skip
+        meeting_id = row["meeting_id"]
+        for _ in range(3):
+            claim = self._recordings.claim(
+                session_id=row["session_id"], meeting_id=meeting_id, appointment_id=appointment.id,
+                prefix=recording_prefix(appointment.id, meeting_id), started_by=actor, wait_for_consent=wait,
+                purpose=purpose,
+                audit=self._audit(actor, f"{'recording' if purpose == 'recording' else 'transcript_capture'}.start",
+                                  appointment, meeting_id, request_id),
+            )  # fmt: skip
+            if claim is not None:
+                return claim
+        raise CreateInProgress("A capture is being started; retry shortly.")
+
+    def start_capture_for_transcript(
+        self, actor: str, appointment: Appointment, session: Row, request_id: str | None
+    ) -> dict[str, Any]:
+        """The transcript reaches S3 only through a capture: start one that keeps no media, unless a
+        capture already runs (a recording carries the transcript too). Needs transcription consent."""
+        claim = self._claim(actor, appointment, session, request_id, purpose="transcription", wait=False)
+        if claim["outcome"] == "no_consent":
+            raise ConsentRequired("The patient has not granted consent to transcribe this appointment.")
+        if claim["outcome"] == "claimed" or (claim["state"] == "starting" and not claim["capture_pipeline_id"]):
+            self._create_pipelines(actor, appointment, session, claim, request_id)
+        return summary(claim)
+
+    def transcript_files(self, session_id: str) -> list[str]:
+        return [r["s3_key"] for r in self._recordings.transcript_files(session_id)]
+
+    def discard_media(self, session_id: str) -> int:
+        """The transcript is built: the media of captures kept only for it goes, every version of it."""
+        discarded = 0
+        for row in self._recordings.media_to_discard(session_id):
+            appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+            self._store.delete_all_versions(f"{row['s3_prefix']}/capture/")
+            for kind in MEDIA_KINDS:
+                self._store.delete_all_versions(f"{row['s3_prefix']}/concatenated/{kind}/")
+            self._recordings.media_discarded(
+                recording_id=row["recording_id"], kinds=tuple(MEDIA_KINDS),
+                audit=self._audit(None, "transcript_capture.media_deleted", appointment, row["meeting_id"], None,
+                                  details={"sequence": row["sequence"]}),
+            )  # fmt: skip
+            discarded += 1
+        return discarded
 
     def _create_pipelines(
         self, actor: str, appointment: Appointment, session: Row, claim: Row, request_id: str | None

@@ -1,0 +1,1 @@
+"""Transcripts: live transcription, the clinical record of each call (segments, medical entities, ICD-10 candidates)."""
