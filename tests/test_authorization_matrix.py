@@ -26,7 +26,8 @@ MATRIX: dict[str, tuple[tuple[int, str | None], ...]] = {
     "patient_audit_trail": ((403, "admin_only"),) * 3 + ((200, None), (401, "token_missing")),
     "place_legal_hold": ((403, "admin_only"),) * 3 + ((200, None), (401, "token_missing")),
     "lift_legal_hold": ((403, "admin_only"),) * 3 + ((200, None), (401, "token_missing")),
-    "erase": ((403, "admin_only"),) * 3 + ((200, None), (401, "token_missing")),
+    # the admin passes authorization and meets the next rule: the appointment's meeting is live
+    "erase": ((403, "admin_only"),) * 3 + ((409, "meeting_in_progress"), (401, "token_missing")),
 }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 
 import pytest
-from conftest import Api, World, create_body, query
+from conftest import Api, World, add_user, create_body, query
 from videocall.local.chime_emulator import ChimeEmulator
 
 MEETING = "11111111-2222-3333-4444-555555555555"
@@ -87,3 +87,24 @@ def test_content_type_is_not_required_to_be_json(api: Api, world: World):
         headers={"content-type": "application/x-www-form-urlencoded"},
     )  # fmt: skip
     assert reply.status == 200
+
+
+def test_inputs_a_red_team_found_are_4xx_not_500(api: Api, world: World, clean_db: str):
+    import psycopg
+
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        admin = add_user(conn, "fb-admin-bad", "admin", "Admin")
+    replies = {
+        "before beyond bigint": api.get(f"/admin/patients/{world.patient.id}/audit-trail?before=9223372036854775808",
+                                        token=admin.token),
+        "patientId of dashes": api.post("/admin/erasures", {"patientId": "-" * 36}, token=admin.token),
+        "patientId of hex": api.post("/admin/erasures", {"patientId": "a" * 36}, token=admin.token),
+        "NUL in a reference": api.put("/admin/appointments/appt_123/legal-hold", {"reference": "case\u0000x"},
+                                      token=admin.token),
+        "nested 5000 deep": api.post("/chime-meeting-token", raw="[" * 5000 + "]" * 5000, token=world.provider.token),
+        "nested object": api.put("/appointments/appt_123/consent", raw='{"a":' * 3000 + "1" + "}" * 3000,
+                                 token=world.patient.token),
+    }  # fmt: skip
+    for name, reply in replies.items():
+        assert 400 <= reply.status < 500, (name, reply.status, reply.body)
+        assert reply.code and "error" in reply.body, name

@@ -7,7 +7,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import BUCKET, Api, LocalAws, Person, World, add_user, query
+from conftest import BUCKET, Api, LocalAws, Person, World, add_user, create_body, query
 from handlers.apply_retention import handler as retention_handler
 from test_recordings import consent, new_meeting, recordings
 from videocall import cli
@@ -198,7 +198,7 @@ def test_the_privacy_command_erases_and_exports_like_the_routes(
     assert aws.versions("recordings/") == 0
 
 
-def test_erasure_waits_for_a_running_recording_to_stop(api: Api, world: World, admin: Person, aws: LocalAws):
+def test_erasure_waits_for_the_meeting_and_its_recording_to_end(api: Api, world: World, admin: Person, aws: LocalAws):
     consent(api, world)
     meeting_id = new_meeting(api, world)
     api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
@@ -207,5 +207,44 @@ def test_erasure_waits_for_a_running_recording_to_stop(api: Api, world: World, a
     api.delete(f"/meetings/{meeting_id}", token=world.provider.token)
     erased = api.post("/admin/erasures", {"appointmentId": "appt_123"}, token=admin.token)
 
-    assert (refused.status, refused.code) == (409, "recording_in_progress")
+    assert (refused.status, refused.code) == (409, "meeting_in_progress")
+    assert refused.body["error"]["details"] == {"liveAppointmentIds": ["appt_123"]}
     assert erased.status == 200 and erased.body["deleted"] == {"recordings": 1} and aws.versions("recordings/") == 0
+
+
+def test_erasure_refuses_while_a_concatenation_is_still_to_write(
+    api: Api, world: World, admin: Person, aws: LocalAws, clean_db: str
+):
+    recorded(api, world)
+    query(clean_db, "UPDATE recordings SET state = 'processing' RETURNING 1")  # its files not landed yet
+    reply = api.post("/admin/erasures", {"appointmentId": "appt_123"}, token=admin.token)
+    assert (reply.status, reply.code) == (409, "recording_in_progress")
+    assert aws.versions("recordings/") > 0  # nothing deleted
+
+
+def test_after_erasure_the_appointment_takes_no_new_meeting_or_hold_and_consent_is_asked_anew(
+    api: Api, world: World, admin: Person, clean_db: str
+):
+    recorded(api, world)
+    api.post("/admin/erasures", {"appointmentId": "appt_123"}, token=admin.token)
+
+    body = {k: v for k, v in create_body().items() if k != "action"}
+    create = api.post("/meetings", body, token=world.provider.token)
+    consent_now = api.get("/appointments/appt_123/consent", token=world.provider.token)
+    hold = api.put("/admin/appointments/appt_123/legal-hold", {"reference": "late"}, token=admin.token)
+
+    assert (create.status, create.code) == (409, "appointment_not_open")
+    assert consent_now.body["recording"] == "not_given"
+    assert (hold.status, hold.code) == (409, "appointment_erased")
+    (erase,) = query(clean_db, "SELECT details FROM audit_events WHERE action = 'privacy.erase'")
+    assert erase["details"]["consent_reset"] == 1
+
+
+def test_export_links_are_each_an_audit_event(api: Api, world: World, admin: Person, clean_db: str):
+    recorded(api, world)
+    doc = api.get(f"/admin/patients/{world.patient.id}/export", token=admin.token).body
+    links = [a for r in doc["content"]["recordings"] for a in r["artifacts"]]
+    issued = query(clean_db, "SELECT actor_user_id::text AS who, details FROM audit_events"
+                             " WHERE action = 'recording.download_link'")  # fmt: skip
+    assert len(issued) == len(links) == 5 and {i["who"] for i in issued} == {admin.id}
+    assert all(i["details"]["via"] == "export" for i in issued)

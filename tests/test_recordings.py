@@ -525,3 +525,76 @@ def test_a_retried_withdrawal_finishes_the_stop(api: Api, world: World, pipeline
 
     assert first.status == 503 and retried.status == 200 and retried.body["recordingsStopped"] == 1
     assert recordings(clean_db)[0]["stop_reason"] == "consent_withdrawn"
+
+
+def test_a_start_whose_database_write_fails_leaves_no_capture_running(
+    api: Api, world: World, runtime: Runtime, pipelines: MediaPipelinesEmulator, clean_db: str, monkeypatch
+):
+    from videocall.core.errors import DatabaseUnavailable
+
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+
+    def database_gone(**_kwargs):
+        raise DatabaseUnavailable()
+
+    monkeypatch.setattr(runtime.recording_repository, "activate", database_gone)
+    reply = api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+
+    assert (reply.status, reply.code) == (503, "database_unavailable")
+    captures = [e["detail"]["mediaPipelineId"] for e in pipelines.events
+                if e["detail"]["eventType"] == "chime:MediaPipelineInProgress"][:1]  # fmt: skip
+    status = pipelines.get_media_pipeline(MediaPipelineId=captures[0])["MediaPipeline"]["MediaCapturePipeline"]
+    assert status["Status"] == "Stopped"  # nothing keeps recording without a row that knows of it
+
+
+def test_a_start_that_died_before_activation_is_found_by_its_token_and_stopped(
+    api: Api, world: World, runtime: Runtime, pipelines: MediaPipelinesEmulator, clean_db: str, monkeypatch
+):
+    """The function died after Chime made the capture and before anything was stored (not even the stop)."""
+    from handlers.reconcile import handler as reconcile
+
+    consent(api, world)
+    meeting_id = new_meeting(api, world)
+    monkeypatch.setattr(runtime.recording_repository, "activate", lambda **_: (_ for _ in ()).throw(SystemExit()))
+    monkeypatch.setattr(runtime.pipelines, "stop_capture", lambda _id: None)
+    with pytest.raises(SystemExit):
+        api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token)
+    monkeypatch.undo()
+    capture = next(e["detail"]["mediaPipelineId"] for e in pipelines.events)
+    query(clean_db, "UPDATE recordings SET updated_at = now() - interval '10 minutes' RETURNING 1")
+
+    withdrawn = api.put("/appointments/appt_123/consent", REFUSED, token=world.patient.token)
+    outcome = reconcile({}, LambdaContextStub())
+
+    assert withdrawn.status == 200 and withdrawn.body["recordingsStopped"] == 1
+    status = pipelines.get_media_pipeline(MediaPipelineId=capture)["MediaPipeline"]["MediaCapturePipeline"]
+    assert status["Status"] == "Stopped"
+    assert outcome["recordings"]["failed"] == 0  # settled by the withdrawal, not left to the sweep
+    assert recordings(clean_db)[0]["stop_reason"] == "consent_withdrawn"
+
+
+def test_a_stuck_start_never_blocks_the_reconciler_or_meeting_events(
+    api: Api, world: World, pipelines: MediaPipelinesEmulator, clean_db: str
+):
+    from handlers.reconcile import handler as reconcile
+
+    consent(api, world)
+    new_meeting(api, world)
+    # A claim whose function died before calling Chime: 'starting', no pipeline, minutes old.
+    query(clean_db, """INSERT INTO recordings (session_id, meeting_id, appointment_id, sequence, client_request_token,
+                           s3_prefix, state, updated_at)
+                       SELECT id, meeting_id, appointment_id, 1, meeting_id || '-r1',
+                              'recordings/appt_123/' || meeting_id || '/r1', 'starting', now() - interval '10 minutes'
+                         FROM video_call_sessions RETURNING 1""")  # fmt: skip
+    pipelines.fail_next["CreateMediaCapturePipeline"] = ["ServiceUnavailableException"]  # Chime down for it
+
+    first = reconcile({}, LambdaContextStub())  # does not raise; the row waits for the next run
+    second = reconcile({}, LambdaContextStub())
+
+    assert first["recordings"]["failed"] == 0 and second["recordings"]["failed"] == 1
+    (rec,) = recordings(clean_db)
+    assert rec["state"] == "failed" and rec["capture_pipeline_id"] is None
+    # Whatever Chime may have started under that token was asked for and stopped.
+    captures = [e for e in pipelines.events if e["detail"]["eventType"] == "chime:MediaPipelineDeleted"]
+    assert captures

@@ -12,7 +12,7 @@ def endpoint(
     patientId: PatientIdParam,
     uid: FirebaseUid,
     request_id: RequestId,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Response[Any]:
     events = runtime().privacy.audit_trail(uid, patientId, before_id=before, limit=limit, request_id=request_id)

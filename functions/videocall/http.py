@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from importlib import import_module
 from typing import Annotated, Any
 
+import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -93,6 +94,17 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
             logger.warning("request failed upstream", extra={"error_code": error.code})
         return error_response(error)
 
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response:
+        # A body nested thousands deep: request validation gives up before any handler of ours.
+        return error_response(MalformedJson("The request body is nested too deeply."))
+
+    @app.exception_handler(psycopg.DataError)
+    def _data(exc: psycopg.DataError) -> Response:
+        # A value the database cannot hold that validation let through: the request's fault, said without it.
+        logger.warning("database refused a value", extra={"sqlstate": exc.sqlstate})
+        return error_response(InvalidRequest("A value in the request cannot be stored."))
+
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         return error_response(_validation_error(exc))
@@ -138,11 +150,6 @@ def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
 
 
 # --- the Lambda entry point ------------------------------------------------------------------------------
-def _oversized(event: dict[str, Any]) -> bool:
-    body = event.get("body") or ""
-    return len(body) > runtime().settings.max_body_bytes
-
-
 def make_lambda_handler(
     app: APIGatewayRestResolver,
 ) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
@@ -150,17 +157,31 @@ def make_lambda_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        if _oversized(event):
-            too_large = error_response(BodyTooLarge())
-            return {
-                "statusCode": too_large.status_code,
-                "headers": {"Content-Type": "application/json"},
-                "body": too_large.body,
-                "isBase64Encoded": False,
-            }
+        refused = _refused_before_parsing(event)
+        if refused is not None:
+            return _proxy_response(error_response(refused))
         return app.resolve(_as_json_request(event), context)
 
     return handler
+
+
+def _refused_before_parsing(event: dict[str, Any]) -> DomainError | None:
+    body = event.get("body") or ""
+    if len(body) > runtime().settings.max_body_bytes:
+        return BodyTooLarge()
+    if "\x00" in body or "\\u0000" in body:
+        # PostgreSQL text cannot hold NUL; no field of this API needs one.
+        return InvalidRequest("The request body contains a NUL character.")
+    return None
+
+
+def _proxy_response(response: Response) -> dict[str, Any]:
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": "application/json"},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
 
 
 def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:

@@ -16,21 +16,32 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from videocall.core.errors import DomainError
 from videocall.core.observability import MetricUnit, logger, metrics, tracer
 from videocall.runtime import Runtime, runtime
 
 
 def reconcile(rt: Runtime) -> dict[str, Any]:
+    """Each meeting is settled on its own: one that fails (Chime or S3 unavailable for it) is logged and
+    retried next minute; it never stops the others."""
     s = rt.settings
+    stuck = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
     emptied = 0
     for row in rt.presence.left_empty(s.empty_meeting_grace_seconds):
-        rt.recordings.stop_for_meeting(row["meeting_id"], "meeting_empty")
-        if rt.lifecycle.end_by_system(row["meeting_id"], "empty"):
-            emptied += 1
+        try:
+            rt.recordings.stop_for_meeting(row["meeting_id"], "meeting_empty")
+            if rt.lifecycle.end_by_system(row["meeting_id"], "empty"):
+                emptied += 1
+        except DomainError as exc:
+            logger.warning("could not end an empty meeting", extra={"meeting_id": row["meeting_id"],
+                                                                    "error_code": exc.code})  # fmt: skip
     checked = rt.lifecycle.reconcile(limit=s.reconcile_batch, calls_per_second=s.reconcile_calls_per_second)
     for meeting_id in checked.pop("closed_meetings"):
-        rt.recordings.stop_for_meeting(meeting_id, "meeting_ended")
-    stuck = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
+        try:
+            rt.recordings.stop_for_meeting(meeting_id, "meeting_ended")
+        except DomainError as exc:
+            logger.warning("could not stop a closed meeting's recording",
+                           extra={"meeting_id": meeting_id, "error_code": exc.code})  # fmt: skip
     outcome = {"endedEmpty": emptied, **checked, "recordings": stuck}
     if emptied:
         metrics.add_metric(name="MeetingsEndedEmpty", unit=MetricUnit.Count, value=emptied)

@@ -54,3 +54,10 @@ class ConsentRepository:
             f"SELECT appointment_id, {_CONSENT_COLUMNS} FROM appointment_consents c WHERE appointment_id = ANY(%s)",
             (appointment_ids,),
         )
+
+    def erase(self, appointment_ids: list[str]) -> int:
+        """Erasure resets consent: nothing is recorded or transcribed again without asking anew (the
+        audit trail keeps every decision that was made)."""
+        return self._db.execute(
+            "DELETE FROM appointment_consents WHERE appointment_id = ANY(%(ids)s)", {"ids": appointment_ids}
+        )

@@ -99,3 +99,6 @@ class ConsentService:
         return [
             Consent.from_row(r["appointment_id"], r).body() for r in self._consents.of_appointments(appointment_ids)
         ]
+
+    def reset(self, appointment_ids: list[str]) -> int:
+        return self._consents.erase(appointment_ids)

@@ -62,13 +62,14 @@ class Appointment:
     patient_id: str
     video_enabled: bool
     status: str
+    erased: bool = False  # a GDPR erasure ran: no new meetings or recordings
 
     def is_participant(self, caller: Caller) -> bool:
         return caller.user_id in (self.provider_id, self.patient_id)
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_APPOINTMENT_STATUSES
+        return self.status in OPEN_APPOINTMENT_STATUSES and not self.erased
 
 
 def authorize_create(caller: Caller, appointment: Appointment | None) -> Appointment:

@@ -20,7 +20,7 @@ from videocall.core.observability import count_failure
 CALLER_AND_APPOINTMENT = """
     u.id::text AS caller_id, u.role AS caller_role,
     a.id AS appointment_id, a.provider_id::text AS provider_id, a.patient_id::text AS patient_id,
-    a.video_enabled, a.status AS appointment_status,
+    a.video_enabled, a.status AS appointment_status, a.erased_at IS NOT NULL AS appointment_erased,
     ma.attendee_id AS caller_attendee_id, ma.added_by IS NOT NULL AS caller_was_added,
     ma.added_by::text AS caller_added_by"""
 
@@ -55,6 +55,7 @@ def appointment_from(row: Row) -> Appointment | None:
         patient_id=row["patient_id"],
         video_enabled=row["video_enabled"],
         status=row["appointment_status"],
+        erased=bool(row.get("appointment_erased")),
     )
 
 

@@ -150,6 +150,18 @@ class LegalHold(DomainError):
     message = "The appointment is under a legal hold: nothing of it may be deleted until the hold is lifted."
 
 
+class MeetingInProgress(DomainError):
+    status = 409
+    code = "meeting_in_progress"
+    message = "A meeting of this appointment is live: end it before erasing."
+
+
+class AppointmentErased(DomainError):
+    status = 409
+    code = "appointment_erased"
+    message = "The appointment's content was erased (or is being erased)."
+
+
 class RecordingInProgress(DomainError):
     status = 409
     code = "recording_in_progress"

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 class AppointmentContent(Protocol):
     kind: str  # "recordings"; later "transcripts", "messages", "attachments"
 
-    def export(self, appointment_ids: list[str]) -> list[dict[str, Any]]:
-        """Metadata and links to the content (never the content inline)."""
+    def export(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> list[dict[str, Any]]:
+        """Metadata and links to the content; every link issued is an audit event."""
         ...
 
     def erase(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from videocall.core.audit import AuditEntry
+from videocall.core.errors import DomainError
 from videocall.core.observability import MetricUnit, logger, metrics
 from videocall.meetings.chime import ChimeGateway
 from videocall.meetings.repository import SessionRepository
@@ -44,7 +45,13 @@ class MeetingLifecycle:
             if checked:
                 self._sleep(interval)
             checked += 1
-            gone = not self._chime.meeting_exists(row["meeting_id"])
+            try:
+                gone = not self._chime.meeting_exists(row["meeting_id"])
+            except DomainError as exc:  # Chime unavailable for this one: checked again on a later run
+                logger.warning(
+                    "reconcile check failed", extra={"meeting_id": row["meeting_id"], "error_code": exc.code}
+                )
+                continue
             if gone and self._ended(row["meeting_id"], int(time.time() * 1000), "meeting.ended_by_chime", None):
                 closed.append(row["meeting_id"])
                 logger.info("reconciler closed a meeting Chime had ended", extra={"meeting_id": row["meeting_id"]})

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from videocall.core.schema import StrictBody
+from videocall.core.schema import GUID_PATTERN, StrictBody
 from videocall.meetings.models import AppointmentId
 
 
 class ErasureBody(StrictBody):
     appointmentId: AppointmentId | None = None
-    patientId: Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")] | None = None
+    patientId: Annotated[str, Field(pattern=GUID_PATTERN)] | None = None
 
 
 class ErasureResponse(BaseModel):

@@ -28,7 +28,9 @@ class PrivacyRepository:
         """The appointments concerned, each with its legal hold if any."""
         return self._db.fetch_all(
             """SELECT a.id, a.provider_id::text AS provider_id, a.patient_id::text AS patient_id, a.status,
-                      a.scheduled_at, a.created_at, a.erased_at, h.reference AS hold_reference
+                      a.scheduled_at, a.created_at, a.erased_at, h.reference AS hold_reference,
+                      EXISTS (SELECT 1 FROM video_call_sessions s WHERE s.appointment_id = a.id
+                                 AND s.status IN ('creating', 'active')) AS meeting_live
                  FROM appointments a LEFT JOIN legal_holds h ON h.appointment_id = a.id
                 WHERE a.patient_id = %(patient_id)s::uuid OR a.id = %(appointment_id)s
                 ORDER BY a.scheduled_at""",
@@ -62,12 +64,27 @@ class PrivacyRepository:
     def held_appointments(self) -> frozenset[str]:
         return frozenset(r["appointment_id"] for r in self._db.fetch_all("SELECT appointment_id FROM legal_holds"))
 
+    def begin_erasure(self, appointment_ids: list[str]) -> list[str]:
+        """Mark the appointments as being erased, in the same statement that checks they are not held,
+        so a hold placed from now on is refused (place_hold) and an erasure never races a hold."""
+        rows = self._db.fetch_all(
+            """UPDATE appointments a SET erased_at = coalesce(a.erased_at, now())
+                WHERE a.id = ANY(%(ids)s)
+                  AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.appointment_id = a.id)
+            RETURNING a.id""",
+            {"ids": appointment_ids},
+        )
+        return [r["id"] for r in rows]
+
+    def appointment_state(self, appointment_id: str) -> Row | None:
+        return self._db.fetch_one("SELECT id, erased_at FROM appointments WHERE id = %(id)s", {"id": appointment_id})
+
     def place_hold(self, *, appointment_id: str, reference: str, audit: AuditEntry) -> Row | None:
         return self._db.fetch_one(
             f"""WITH h AS (
                     INSERT INTO legal_holds (appointment_id, placed_by, reference)
                     SELECT %(appointment_id)s, %(actor)s::uuid, %(reference)s
-                     WHERE EXISTS (SELECT 1 FROM appointments WHERE id = %(appointment_id)s)
+                     WHERE EXISTS (SELECT 1 FROM appointments WHERE id = %(appointment_id)s AND erased_at IS NULL)
                     ON CONFLICT (appointment_id) DO UPDATE SET reference = EXCLUDED.reference
                     RETURNING *
                 ), s AS (SELECT NULL::uuid AS id FROM h), {AUDIT_CTE}

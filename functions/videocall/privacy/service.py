@@ -21,7 +21,14 @@ from typing import Any
 from videocall.core.access import Caller, authorize_admin
 from videocall.core.audit import AuditEntry
 from videocall.core.context import caller_from
-from videocall.core.errors import AppointmentNotFound, InvalidRequest, LegalHold, PatientNotFound
+from videocall.core.errors import (
+    AppointmentErased,
+    AppointmentNotFound,
+    InvalidRequest,
+    LegalHold,
+    MeetingInProgress,
+    PatientNotFound,
+)
 from videocall.core.observability import logger
 from videocall.core.records import AppointmentContent
 from videocall.privacy.repository import PrivacyRepository
@@ -88,7 +95,8 @@ class PrivacyService:
                 for s in (self._privacy.sessions(ids) if ids else [])
             ],
             "consent": self._consents.of_appointments(ids) if ids else [],
-            "content": {holder.kind: holder.export(ids) if ids else [] for holder in self._holders},
+            "content": {holder.kind: holder.export(ids, actor=admin.user_id, request_id=request_id) if ids else []
+                        for holder in self._holders},
             "auditTrail": [self._event(e) for e in self._privacy.audit_trail(patient_id=patient_id, before_id=None,
                                                                               limit=10_000)],
         }  # fmt: skip
@@ -126,16 +134,23 @@ class PrivacyService:
             self._privacy.audit(AuditEntry(admin.user_id, "privacy.erase", appointment_id, patient_id, None,
                                            request_id, outcome="denied", details={"reason": "legal_hold"}))  # fmt: skip
             raise LegalHold(details={"heldAppointmentIds": held})
+        live = [a["id"] for a in appointments if a["meeting_live"]]
+        if live:
+            raise MeetingInProgress(details={"liveAppointmentIds": live})
         ids = [a["id"] for a in appointments]
+        marked = self._privacy.begin_erasure(ids) if ids else []
+        if len(marked) != len(ids):  # a hold landed between the check above and the mark
+            raise LegalHold(details={"heldAppointmentIds": sorted(set(ids) - set(marked))})
         deleted = {
             holder.kind: holder.erase(ids, actor=admin.user_id, request_id=request_id) if ids else 0
             for holder in self._holders
         }
+        consent_reset = self._consents.reset(ids) if ids else 0
         subject = patient_id or (appointments[0]["patient_id"] if appointments else None)
         self._privacy.pseudonymize(
             appointment_ids=ids, patient_id=patient_id,
             audit=AuditEntry(admin.user_id, "privacy.erase", appointment_id, subject, None, request_id,
-                             details={"appointments": len(ids), "deleted": deleted,
+                             details={"appointments": len(ids), "deleted": deleted, "consent_reset": consent_reset,
                                       "scope": "patient" if patient_id else "appointment"}),
         )  # fmt: skip
         return ErasureResult(ids, deleted, pseudonymized_patient=bool(patient_id))
@@ -148,7 +163,10 @@ class PrivacyService:
             audit=AuditEntry(admin.user_id, "privacy.legal_hold", appointment_id, None, None, request_id),
         )  # fmt: skip
         if row is None:
-            raise AppointmentNotFound()
+            state = self._privacy.appointment_state(appointment_id)
+            if state is None:
+                raise AppointmentNotFound()
+            raise AppointmentErased()
         return {"appointmentId": appointment_id, "reference": row["reference"], "placedBy": row["placed_by"],
                 "placedAt": _iso(row["placed_at"])}  # fmt: skip
 

@@ -18,8 +18,9 @@ class RecordingsContent:
         self._recordings = recordings
         self._store = store
 
-    def export(self, appointment_ids: list[str]) -> list[dict[str, Any]]:
+    def export(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> list[dict[str, Any]]:
         out = []
+        issued: list[AuditEntry] = []
         for row in self._recordings.of_appointments(appointment_ids):
             item = {
                 "recordingId": row["recording_id"], "appointmentId": row["appointment_id"],
@@ -35,13 +36,19 @@ class RecordingsContent:
                     "kind": artifact["kind"], "sizeBytes": artifact["sizeBytes"],
                     "downloadUrl": self._store.download_link(artifact["key"], name),
                 })  # fmt: skip
+                issued.append(AuditEntry(actor, "recording.download_link", row["appointment_id"], None,
+                                         row["meeting_id"], request_id,
+                                         details={"recording_id": row["recording_id"], "kind": artifact["kind"],
+                                                  "via": "export"}))  # fmt: skip
             out.append(item)
+        self._recordings.audit_many(issued, None)
         return out
 
     def erase(self, appointment_ids: list[str], *, actor: str | None, request_id: str | None) -> int:
         rows = [r for r in self._recordings.of_appointments(appointment_ids) if r["state"] != "deleted"]
-        if any(r["state"] in RUNNING for r in rows):
-            # A running capture would write again under the prefix being emptied.
+        if any(r["state"] in (*RUNNING, "processing") for r in rows):
+            # A running capture, or a concatenation still to write, would put content back under the
+            # prefix being emptied.
             raise RecordingInProgress()
         return self._delete(rows, actor=actor, action="privacy.erase_recordings", request_id=request_id)
 

@@ -27,7 +27,7 @@ _RECORDING_COLUMNS = """
     r.sequence, r.client_request_token, r.s3_prefix, r.state, r.capture_pipeline_id,
     r.capture_pipeline_arn, r.concatenation_pipeline_id, r.started_at, r.stopped_at, r.completed_at,
     r.started_by::text AS started_by, r.stopped_by::text AS stopped_by, r.stop_reason, r.error_message,
-    r.keep_media"""
+    r.keep_media, r.updated_at < now() - interval '60 seconds' AS start_stale"""
 
 # The latest recording's columns, from a LATERAL join aliased r (all NULL when there is none).
 _LATEST_RECORDING = """
@@ -148,7 +148,7 @@ class RecordingRepository:
                  WHERE r.session_id = %(session_id)s::uuid AND r.state IN ('starting', 'recording', 'interrupted')
                    AND EXISTS (SELECT 1 FROM consent) AND NOT EXISTS (SELECT 1 FROM ins)
                 UNION ALL
-                SELECT {", ".join(["NULL"] * 19)}, 'no_consent' WHERE NOT EXISTS (SELECT 1 FROM consent)""",
+                SELECT {", ".join(["NULL"] * 20)}, 'no_consent' WHERE NOT EXISTS (SELECT 1 FROM consent)""",
             {
                 "session_id": session_id, "meeting_id": meeting_id, "appointment_id": appointment_id,
                 "prefix": prefix, "started_by": started_by, "wait": wait_for_consent, "purpose": purpose,
@@ -220,8 +220,9 @@ class RecordingRepository:
     def running(self, *, meeting_id: str | None = None, appointment_id: str | None = None) -> list[Row]:
         """Running recordings of a meeting, or of an appointment's meetings."""
         return self._db.fetch_all(
-            f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id
+            f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id, v.meeting_arn
                   FROM recordings r JOIN appointments a ON a.id = r.appointment_id
+                  JOIN video_call_sessions v ON v.id = r.session_id
                  WHERE r.state IN ('starting', 'recording', 'interrupted')
                    AND (r.meeting_id = %(meeting_id)s OR r.appointment_id = %(appointment_id)s)""",
             {"meeting_id": meeting_id, "appointment_id": appointment_id},
@@ -329,7 +330,7 @@ class RecordingRepository:
             {"session_id": session_id},
         )
 
-    def audit_many(self, entries: list[AuditEntry], session_id: str) -> None:
+    def audit_many(self, entries: list[AuditEntry], session_id: str | None) -> None:
         """Several audit rows (one per download link issued) in one round trip."""
         if not entries:
             return
@@ -353,15 +354,16 @@ class RecordingRepository:
         )  # fmt: skip
 
     # --- the reconciler ----------------------------------------------------------------------------
-    def unfinished(self, *, older_than_seconds: int, limit: int = 100) -> list[Row]:
-        """Recordings 'starting' or 'processing' for longer than they should be."""
+    def unfinished(self, *, older_than_seconds: int, starting_seconds: int = 120, limit: int = 100) -> list[Row]:
+        """Recordings 'processing' longer than they should be, or 'starting' longer than a start takes."""
         return self._db.fetch_all(
-            f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id
+            f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id, v.meeting_arn
                   FROM recordings r JOIN appointments a ON a.id = r.appointment_id
-                 WHERE r.state IN ('starting', 'processing')
-                   AND r.updated_at < now() - make_interval(secs => %(seconds)s)
+                  JOIN video_call_sessions v ON v.id = r.session_id
+                 WHERE (r.state = 'processing' AND r.updated_at < now() - make_interval(secs => %(seconds)s))
+                    OR (r.state = 'starting' AND r.updated_at < now() - make_interval(secs => %(starting)s))
                  ORDER BY r.updated_at LIMIT %(limit)s""",
-            {"seconds": older_than_seconds, "limit": limit},
+            {"seconds": older_than_seconds, "starting": starting_seconds, "limit": limit},
         )
 
     def touch(self, recording_id: str) -> None:

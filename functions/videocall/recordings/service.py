@@ -233,9 +233,15 @@ class RecordingService:
             )  # fmt: skip
             count_failure("recording_start")
             raise
-        activated = self._recordings.activate(
-            recording_id=claim["recording_id"], capture=capture, concatenation=concatenation
-        )
+        try:
+            activated = self._recordings.activate(
+                recording_id=claim["recording_id"], capture=capture, concatenation=concatenation
+            )
+        except DomainError:
+            # The pipelines exist but the database could not record them: never leave a capture running
+            # that nothing knows of (the row stays 'starting'; the reconciler settles it).
+            self._pipelines.stop_capture(capture.id)
+            raise
         if activated is not None and not activated["consented"]:
             # Consent was withdrawn while the pipelines were being created: stop at once.
             self._stop(activated, None, "consent_withdrawn", appointment, request_id)
@@ -261,26 +267,45 @@ class RecordingService:
         One still being started stops itself when it finds consent gone (activate)."""
         stopped = 0
         for row in self._recordings.running(appointment_id=appointment.id):
-            if row["state"] == "starting" and not row["capture_pipeline_id"]:
-                continue
+            if row["state"] == "starting" and not row["capture_pipeline_id"] and not row["start_stale"]:
+                continue  # a live start: it re-checks consent when it activates, and stops itself
             if self._stop(row, actor, "consent_withdrawn", appointment, request_id):
                 stopped += 1
         return stopped
 
     def stop_for_meeting(self, meeting_id: str, reason: str, event_id: str | None = None) -> int:
-        """The meeting ended (or is being ended by the system): stop its capture so the concatenation runs."""
+        """The meeting ended (or is being ended by the system): stop its capture so the concatenation runs.
+        A start still in flight is left to finish (it stops itself when it finds the meeting gone) or to
+        the reconciler; this never raises for it, so one stuck start cannot block events or jobs."""
         stopped = 0
         for row in self._recordings.running(meeting_id=meeting_id):
             appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
-            if self._stop(row, None, reason, appointment, event_id):
-                stopped += 1
+            try:
+                if self._stop(row, None, reason, appointment, event_id):
+                    stopped += 1
+            except DomainError as exc:  # a start in flight, or Chime unavailable: the reconciler settles it
+                logger.info("recording not stopped now; left to the reconciler",
+                            extra={"meeting_id": meeting_id, "error_code": exc.code})  # fmt: skip
         return stopped
+
+    def _stop_orphan(self, row: Row) -> None:
+        """A start that died between Chime and the database: Chime may run a capture nothing knows of.
+        Asking again with the same ClientRequestToken returns it (idempotent), and it is stopped.
+        If the first call never reached Chime, this starts and at once stops a capture of a few seconds."""
+        capture = self._pipelines.start_capture(
+            meeting_arn=row["meeting_arn"], meeting_id=row["meeting_id"], prefix=row["s3_prefix"],
+            token=row["client_request_token"],
+        )  # fmt: skip
+        self._pipelines.stop_capture(capture.id)
+        row["capture_pipeline_id"] = capture.id
 
     def _stop(
         self, row: Row, actor: str | None, reason: str, appointment: Appointment, request_id: str | None
     ) -> Row | None:
         if row["state"] == "starting" and not row["capture_pipeline_id"]:
-            raise CreateInProgress("The recording is still starting; retry shortly.")
+            if not row.get("start_stale") or not row.get("meeting_arn"):
+                raise CreateInProgress("The recording is still starting; retry shortly.")
+            self._stop_orphan(row)
         if row["capture_pipeline_id"]:
             self._pipelines.stop_capture(row["capture_pipeline_id"])
         stopped = self._recordings.stop(
@@ -410,7 +435,13 @@ class RecordingService:
                 outcome["still_processing"] += 1
                 continue
             if row["state"] == "starting":
-                # Activation never happened (the function died between Chime and the database).
+                # Activation never happened (the function died between Chime and the database): stop
+                # whatever Chime may be capturing under this start's token, then fail the row.
+                try:
+                    self._stop_orphan(row)
+                except DomainError as exc:
+                    logger.warning("could not settle a stuck start", extra={"error_code": exc.code})
+                    continue
                 self._recordings.fail(
                     recording_id=row["recording_id"], error="stuck in starting",
                     audit=self._audit(None, "recording.failed", appointment, row["meeting_id"], None,
