@@ -11,7 +11,7 @@ from infra.components.audit import RecordingsAccessTrail
 from infra.components.database import Database
 from infra.components.events import ChimeEvents, ScheduledJobs
 from infra.components.functions import FunctionFactory, retention_days
-from infra.components.iam import RecordingsResources
+from infra.components.iam import BedrockModel, RecordingsResources
 from infra.components.keys import EncryptionKeys
 from infra.components.migrations import MigrationsOnDeploy
 from infra.components.monitoring import Monitoring
@@ -67,7 +67,12 @@ class VideoCallStack(Stack):
             security_group=network.function_sg,
             key=keys.data,
             recordings=RecordingsResources(
-                bucket=recordings.bucket, key=keys.recordings, sink_role=recordings.sink_role
+                bucket=recordings.bucket,
+                key=keys.recordings,
+                sink_role=recordings.sink_role,
+                bedrock=BedrockModel(config.bedrock_region, config.bedrock_model_id)
+                if config.clinical_summary
+                else None,
             ),
             environment=database.environment,
         )
@@ -88,6 +93,7 @@ class VideoCallStack(Stack):
             dead_letter_queues={**chime_events.dead_letter_queues, **jobs.dead_letter_queues},
             scheduled_jobs=tuple(jobs.functions),
             cluster=database.cluster,
+            comprehend_medical_region=config.comprehend_medical_region,
         )
 
         CfnOutput(self, "ApiUrl", value=api.api.url, description="Base URL for the app")

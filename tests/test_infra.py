@@ -22,8 +22,9 @@ from videocall.routes import EVENT_ROUTES, ROUTES, SCHEDULED_JOBS
 
 from infra.app import build
 from infra.bundling import UNZIPPED_LIMIT_BYTES, build_bundle, bundle_size
-from infra.components.iam import RESOURCE_TYPES, On, UnknownAwsAction, check_actions
-from infra.config import EU_REGIONS, ConfigError, StageConfig
+from infra.components.events import EVENT_ROUTE_SIZING
+from infra.components.iam import RESOURCE_TYPES, On, UnknownAwsAction, check_actions, switched_off
+from infra.config import EU_REGIONS, ConfigError, StageConfig, inference_profile_geography
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -32,15 +33,31 @@ STAGES = {
     "dev": {},
     "prod": {"stage": "prod", "alarmEmails": ["oncall@example.org"]},
     "external": {"stage": "staging", "databaseMode": "external", "externalDatabaseSecretArn": EXTERNAL_SECRET},
-}
+    # The clinical summary on: Bedrock on a foundation model, then on an EU inference profile (ICD-10 off).
+    "clinical": {"stage": "clinical", "clinicalSummary": True},
+    "profile": {"stage": "profile", "clinicalSummary": True, "icd10Inference": False,
+                "bedrockModelId": "eu.anthropic.claude-3-haiku-20240307-v1:0"},
+}  # fmt: skip
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+# What bedrock:InvokeModel may be granted on, per configuration, as render() spells it (nothing: not granted).
+BEDROCK_RESOURCES = {
+    "dev": set(),
+    "prod": set(),
+    "external": set(),
+    "clinical": {f"arn:<AWS::Partition>:bedrock:eu-central-1::foundation-model/{HAIKU}"},
+    "profile": {f"arn:<AWS::Partition>:bedrock:eu-central-1:<AWS::AccountId>:inference-profile/eu.{HAIKU}",
+                f"arn:<AWS::Partition>:bedrock:eu-*::foundation-model/{HAIKU}"},
+}  # fmt: skip
 MEDIA_PIPELINES = "mediapipelines.chime.amazonaws.com"
 # Every function's route record: API routes, event routes, scheduled jobs (migrate_database has none).
 ALL_ROUTES = {r.name: r for r in (*ROUTES, *EVENT_ROUTES, *SCHEDULED_JOBS)}
 
 
 class Synth:
-    def __init__(self, overrides: dict[str, Any]) -> None:
+    def __init__(self, name: str, overrides: dict[str, Any]) -> None:
+        self.name = name
         app = App(context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": [], **overrides})
+        self.config = StageConfig.from_context(app.node)
         self.stack = build(app)
         self.template = Template.from_stack(self.stack)
         self.json = self.template.to_json()
@@ -79,7 +96,7 @@ _SYNTHS: dict[str, Synth] = {}
 
 def synthesized(stage: str) -> Synth:
     if stage not in _SYNTHS:
-        _SYNTHS[stage] = Synth(STAGES[stage])
+        _SYNTHS[stage] = Synth(stage, STAGES[stage])
     return _SYNTHS[stage]
 
 
@@ -402,7 +419,9 @@ def test_dashboard_shows_api_functions_database_and_business_metrics(dev: Synth)
                    "DatabaseConnections", "CPUUtilization", "MeetingsCreated", "MeetingsEnded", "Joins",
                    "JoinLatency", "Failures", "RecordingsStarted", "RecordingsCompleted", "RecordingFailures",
                    "RecordingProcessingSeconds", "MeetingDuration", "MeetingsEndedEmpty", "AttendeesDropped",
-                   "RecordingLinksIssued", "ObjectVersionsDeleted"):  # fmt: skip
+                   "RecordingLinksIssued", "ObjectVersionsDeleted", "TranscriptionsStarted", "TranscriptsBuilt",
+                   "TranscriptMalformedLines", "TranscriptsDropped", "ClinicalRecordSeconds",
+                   "TranscriptionFailures"):  # fmt: skip
         assert metric in body, metric
 
 
@@ -434,6 +453,8 @@ WIRING = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "rds-db:connect",
 
 def expected_resources(synth: Synth, on: On) -> set[str]:
     """The resources the IAM table's kinds stand for, as render() spells them."""
+    if on is On.BEDROCK_MODEL:
+        return BEDROCK_RESOURCES[synth.name]
     chime = "arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>"
     bucket = synth.logical_id("AWS::S3::Bucket", "RecordingsBucket")
     return {
@@ -447,12 +468,14 @@ def expected_resources(synth: Synth, on: On) -> set[str]:
     }[on]
 
 
-def test_each_function_may_call_only_its_own_aws_actions_on_their_own_resources(dev: Synth):
-    data_key = f"<{dev.logical_id('AWS::KMS::Key', 'KeysDataKey')}.Arn>"
-    statements = dev.role_statements()
+def test_each_function_may_call_only_its_own_aws_actions_on_their_own_resources(synth: Synth):
+    """Every action a route lists, less those its configuration switches off, and nothing else."""
+    data_key = f"<{synth.logical_id('AWS::KMS::Key', 'KeysDataKey')}.Arn>"
+    statements = synth.role_statements()
     assert set(statements) == {*ALL_ROUTES, "migrate_database"}
+    off = switched_off(synth.config)
     for name, found in statements.items():
-        listed = set(ALL_ROUTES[name].aws_actions) if name in ALL_ROUTES else set()
+        listed = set(ALL_ROUTES[name].aws_actions) - off if name in ALL_ROUTES else set()
         granted: dict[str, set[str]] = {}
         for statement in found:
             assert statement["Effect"] == "Allow", name
@@ -464,7 +487,7 @@ def test_each_function_may_call_only_its_own_aws_actions_on_their_own_resources(
                 granted.setdefault(action, set()).update(resources)
         assert set(granted) == listed, name
         for action, resources in granted.items():
-            assert resources == expected_resources(dev, RESOURCE_TYPES[action]), (name, action, resources)
+            assert resources == expected_resources(synth, RESOURCE_TYPES[action]), (name, action, resources)
 
 
 def statements_with(synth: Synth, action: str) -> list[dict[str, Any]]:
@@ -519,8 +542,9 @@ def test_pass_role_passes_only_the_sink_role_only_to_media_pipelines(synth: Synt
 
 
 def test_an_action_missing_from_the_iam_table_fails_synth():
-    with pytest.raises(UnknownAwsAction, match="chime:StartMeetingTranscription"):
-        check_actions(["chime:CreateMeeting", "chime:StartMeetingTranscription"], who="some_route")
+    # The functions never call Transcribe: Chime's service-linked role does. Not in the table, so it fails.
+    with pytest.raises(UnknownAwsAction, match="transcribe:StartStreamTranscription"):
+        check_actions(["chime:CreateMeeting", "transcribe:StartStreamTranscription"], who="some_route")
     with pytest.raises(UnknownAwsAction, match="s3:GetBucketPolicy"):
         check_actions(["chime:CreateMediaCapturePipeline", "iam:PassRole"], who="some_route")
     for route in ALL_ROUTES.values():
@@ -544,6 +568,141 @@ def test_iam5_suppressions_name_exactly_the_wildcard_resources_each_role_holds(s
         if suppressed:
             assert set(suppressed) == wildcards, name
             assert len(suppressed) == len(set(suppressed)), name  # one suppression, one reason per wildcard
+
+
+def routes_listing(action: str) -> set[str]:
+    return {name for name, route in ALL_ROUTES.items() if action in route.aws_actions}
+
+
+def holders(synth: Synth, action: str) -> dict[str, set[str]]:
+    """Route name -> the resources (rendered) its role may call `action` on."""
+    found: dict[str, set[str]] = {}
+    for name, statements in synth.role_statements().items():
+        for statement in statements:
+            if action in as_list(statement["Action"]):
+                found.setdefault(name, set()).update(render(r) for r in as_list(statement["Resource"]))
+    return found
+
+
+def test_transcription_actions_are_granted_on_meetings_only(dev: Synth):
+    """StartMeetingTranscription / StopMeetingTranscription act on a meeting (SAR resource type meeting)."""
+    meetings = {"arn:<AWS::Partition>:chime:<AWS::Region>:<AWS::AccountId>:meeting/*"}
+    assert RESOURCE_TYPES["chime:StartMeetingTranscription"] is On.MEETING
+    assert RESOURCE_TYPES["chime:StopMeetingTranscription"] is On.MEETING
+    for action in ("chime:StartMeetingTranscription", "chime:StopMeetingTranscription"):
+        granted = holders(dev, action)
+        assert set(granted) == routes_listing(action) and granted, action
+        for name, resources in granted.items():
+            assert resources == meetings, (action, name, resources)
+    # The transcription runs as Chime's service-linked role: no function may call Transcribe itself.
+    assert not [s for _, s in iam_statements(dev) if any(a.startswith("transcribe:") for a in as_list(s["Action"]))]
+
+
+def test_comprehend_medical_is_granted_on_every_resource(synth: Synth):
+    """Comprehend Medical has no resource type in the SAR: scoped to any ARN, every call is AccessDenied."""
+    for action in ("comprehendmedical:DetectEntitiesV2", "comprehendmedical:InferICD10CM"):
+        assert RESOURCE_TYPES[action] is On.ANY
+        granted = holders(synth, action)
+        expected = set() if action in switched_off(synth.config) else routes_listing(action)
+        assert set(granted) == expected, (synth.name, action)
+        for name, resources in granted.items():
+            assert resources == {"*"}, (action, name, resources)
+    assert holders(synth, "comprehendmedical:DetectEntitiesV2")  # the clinical record is always extracted
+    assert "chime_pipeline_events" in holders(synth, "comprehendmedical:DetectEntitiesV2")
+    assert "reconcile" in holders(synth, "comprehendmedical:DetectEntitiesV2")
+
+
+def test_icd10_inference_off_grants_no_infer_icd10(prod: Synth):
+    assert holders(prod, "comprehendmedical:InferICD10CM")
+    assert not holders(synthesized("profile"), "comprehendmedical:InferICD10CM")
+
+
+def test_bedrock_is_granted_only_on_the_configured_model_and_only_with_the_clinical_summary_on(synth: Synth):
+    bedrock = [s for _, s in iam_statements(synth) if any(a.startswith("bedrock:") for a in as_list(s["Action"]))]
+    expected = BEDROCK_RESOURCES[synth.name]
+    if not synth.config.clinical_summary:
+        assert expected == set() and bedrock == [], synth.name  # clinicalSummary off: no Bedrock at all
+        assert "bedrock:InvokeModel" in switched_off(synth.config)
+        return
+    assert bedrock
+    for statement in bedrock:
+        assert as_list(statement["Action"]) == ["bedrock:InvokeModel"], statement
+        assert "Condition" not in statement
+        assert {render(r) for r in as_list(statement["Resource"])} == expected, statement
+    granted = holders(synth, "bedrock:InvokeModel")
+    assert set(granted) == routes_listing("bedrock:InvokeModel") == {"chime_pipeline_events", "reconcile"}
+    for name, resources in granted.items():
+        assert resources == expected, name
+        assert not any(r.endswith("foundation-model/*") or r.endswith("inference-profile/*") for r in resources)
+
+
+def test_functions_are_told_the_transcription_and_clinical_record_settings(synth: Synth):
+    c = synth.config
+    expected = {
+        "TRANSCRIPTION_POLICY": c.transcription_policy,
+        "TRANSCRIPTION_MEDICAL_REGION": CDK_CONTEXT["transcriptionRegion"],
+        "TRANSCRIPTION_STANDARD_REGION": c.transcription_standard_region,
+        "TRANSCRIPTION_SPECIALTY": c.transcription_specialty,
+        "TRANSCRIPT_FOR_PATIENT": "false",
+        "RETENTION_DAYS_TRANSCRIPTS": str(CDK_CONTEXT["transcriptRetentionDays"]),
+        "COMPREHEND_MEDICAL_REGION": CDK_CONTEXT["comprehendMedicalRegion"],
+        "ICD10_INFERENCE": "true" if c.icd10_inference else "false",
+        "CLINICAL_SUMMARY": "true" if c.clinical_summary else "false",
+        "BEDROCK_REGION": CDK_CONTEXT["bedrockRegion"],
+        "BEDROCK_MODEL_ID": STAGES[synth.name].get("bedrockModelId", CDK_CONTEXT["bedrockModelId"]),
+    }
+    for name, function in synth.function_by_name().items():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert {k: env.get(k) for k in expected} == expected, name
+        assert "TRANSCRIPTION_REGION" not in env, name  # renamed: the settings read TRANSCRIPTION_MEDICAL_REGION
+
+
+def test_inference_profile_ids_are_told_from_foundation_model_ids():
+    assert inference_profile_geography(HAIKU) is None
+    assert inference_profile_geography("amazon.nova-pro-v1:0") is None
+    assert inference_profile_geography(f"eu.{HAIKU}") == "eu"
+    assert inference_profile_geography(f"global.{HAIKU}") == "global"
+
+
+def test_the_pipeline_events_function_has_time_for_the_clinical_record(synth: Synth):
+    functions = synth.function_by_name()
+    pipeline = functions["chime_pipeline_events"]["Properties"]
+    assert pipeline["Timeout"] == 120 and pipeline["MemorySize"] == 512
+    assert set(EVENT_ROUTE_SIZING) <= {r.name for r in EVENT_ROUTES}
+    for route in EVENT_ROUTES:
+        if route.name not in EVENT_ROUTE_SIZING:
+            props = functions[route.name]["Properties"]
+            assert props["Timeout"] == 30 and props["MemorySize"] == 256, route.name
+
+
+def test_alarms_cover_transcription_failures_and_comprehend_medical_failing(dev: Synth):
+    by_metric = alarms_by_metric(dev)
+    service = {"Name": "service", "Value": "videocall"}
+    (transcription,) = by_metric["TranscriptionFailures"]
+    assert transcription["Dimensions"] == [service] and transcription["Namespace"] == "Telehealth/VideoCall"
+    assert transcription["Threshold"] == 1 and transcription["Period"] == 300 and transcription["Statistic"] == "Sum"
+    assert transcription["EvaluationPeriods"] == 1
+    assert transcription["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "service-linked role" in transcription["AlarmDescription"]
+    cause = {"Name": "cause", "Value": "medical_extraction"}
+    (medical,) = [a for a in by_metric["Failures"] if cause in a["Dimensions"]]
+    assert service in medical["Dimensions"] and medical["Statistic"] == "Sum"
+    assert medical["Threshold"] == 3 and medical["Period"] * medical["EvaluationPeriods"] == 900
+    assert medical["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "eu-west-1" in medical["AlarmDescription"] and "reconciler" in medical["AlarmDescription"]
+
+
+def test_functions_may_reach_services_over_the_nat(dev: Synth):
+    """Comprehend Medical (eu-west-1) and Bedrock have no interface endpoint here: HTTPS over the NAT, which an
+    egress rule limiting 443 to given destinations would break."""
+    (sg,) = [g["Properties"] for g in dev.resources("AWS::EC2::SecurityGroup").values()
+             if g["Properties"]["GroupDescription"] == "Video-call Lambda functions"]  # fmt: skip
+    assert {"CidrIp": "0.0.0.0/0", "Description": "Allow all outbound traffic by default", "IpProtocol": "-1"} in sg[
+        "SecurityGroupEgress"
+    ]
+    assert dev.resources("AWS::EC2::NatGateway")
+    services = json.dumps([e["Properties"]["ServiceName"] for e in dev.resources("AWS::EC2::VPCEndpoint").values()])
+    assert "comprehendmedical" not in services and "bedrock" not in services
 
 
 def test_waf_is_on_in_prod_with_managed_rules_and_redacted_token_logs(prod: Synth, dev: Synth):
@@ -583,19 +742,24 @@ def test_migrations_run_on_deploy_through_a_trigger(dev: Synth):
 # --- regions and configuration --------------------------------------------------------------------------
 def test_every_default_region_is_in_the_eu():
     defaults = StageConfig()
-    for value in (defaults.region, defaults.transcription_region, defaults.comprehend_medical_region,
-                  CDK_CONTEXT["region"], CDK_CONTEXT["transcriptionRegion"], CDK_CONTEXT["comprehendMedicalRegion"]):  # fmt: skip
+    for value in (defaults.region, defaults.transcription_region, defaults.transcription_standard_region,
+                  defaults.comprehend_medical_region, defaults.bedrock_region,
+                  CDK_CONTEXT["region"], CDK_CONTEXT["transcriptionRegion"], CDK_CONTEXT["transcriptionStandardRegion"],
+                  CDK_CONTEXT["comprehendMedicalRegion"], CDK_CONTEXT["bedrockRegion"]):  # fmt: skip
         assert value in EU_REGIONS
 
 
 def test_functions_are_told_eu_regions(dev: Synth):
     for function in dev.functions().values():
         env = function["Properties"]["Environment"]["Variables"]
-        for key in ("CHIME_CONTROL_REGION", "CHIME_MEDIA_REGION", "TRANSCRIPTION_REGION", "COMPREHEND_MEDICAL_REGION"):
+        for key in ("CHIME_CONTROL_REGION", "CHIME_MEDIA_REGION", "TRANSCRIPTION_MEDICAL_REGION",
+                    "TRANSCRIPTION_STANDARD_REGION", "COMPREHEND_MEDICAL_REGION", "BEDROCK_REGION"):  # fmt: skip
             assert env[key] in EU_REGIONS, key
 
 
-@pytest.mark.parametrize("key", ["region", "transcriptionRegion", "comprehendMedicalRegion"])
+@pytest.mark.parametrize(
+    "key", ["region", "transcriptionRegion", "transcriptionStandardRegion", "comprehendMedicalRegion", "bedrockRegion"]
+)
 def test_a_region_outside_the_eu_is_refused(key: str):
     with pytest.raises(ConfigError, match="outside the EU"):
         StageConfig.from_context(App(context={**CDK_CONTEXT, key: "us-east-1"}).node)
@@ -610,6 +774,26 @@ def test_a_region_outside_the_eu_is_refused(key: str):
     ],
 )
 def test_recording_settings_out_of_bounds_are_refused_at_synth(key: str, value: Any, message: str):
+    with pytest.raises(ConfigError, match=message):
+        StageConfig.from_context(App(context={**CDK_CONTEXT, key: value}).node)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("transcriptionRegion", "eu-west-2", "Transcribe Medical"),
+        ("transcriptionPolicy", "medical-all", "transcriptionPolicy"),
+        ("transcriptionSpecialty", "DERMATOLOGY", "transcriptionSpecialty"),
+        ("transcriptRetentionDays", 0, "transcriptRetentionDays"),
+        ("bedrockModelId", "", "bedrockModelId"),
+        ("bedrockModelId", f"us.{HAIKU}", "outside the EU"),
+        ("bedrockModelId", f"global.{HAIKU}", "outside the EU"),
+        ("bedrockModelId", f"apac.{HAIKU}", "outside the EU"),
+    ],
+)
+def test_transcription_and_clinical_record_settings_out_of_bounds_are_refused_at_synth(
+    key: str, value: Any, message: str
+):
     with pytest.raises(ConfigError, match=message):
         StageConfig.from_context(App(context={**CDK_CONTEXT, key: value}).node)
 

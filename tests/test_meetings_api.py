@@ -276,6 +276,7 @@ def test_audit_trail_records_who_touched_which_patients_call(api: Api, world: Wo
         (world.provider.id, "meeting.create", "allowed"),
         (world.provider.id, "meeting.join", "allowed"),
         (world.provider.id, "recording.start", "denied"),  # enableRecording, no consent yet: waiting
+        (world.provider.id, "transcription.start", "denied"),  # enableTranscription, likewise
         (world.patient.id, "meeting.join", "allowed"),
         (world.outsider.id, "meeting.join", "denied"),
         (world.patient.id, "meeting.view", "allowed"),
@@ -310,7 +311,7 @@ def test_each_action_stays_within_three_database_round_trips(api: Api, world: Wo
         BUS.deliver()
         return counted
 
-    plain = {"enableRecording": False}
+    plain = {"enableRecording": False, "enableTranscription": False}
     create = trips(lambda: api.legacy(create_body(**plain), token=world.provider.token))
     meeting_id = query(runtime.settings.database_url, "SELECT meeting_id FROM video_call_sessions")[0]["meeting_id"]
     create_live = trips(lambda: api.legacy(create_body(**plain), token=world.patient.token))
@@ -348,7 +349,7 @@ def test_recording_on_create_costs_one_round_trip_more_or_two_with_consent(
         BUS.deliver()
         return counted
 
-    body = {k: v for k, v in create_body().items() if k != "action"}
+    body = {k: v for k, v in create_body(enableTranscription=False).items() if k != "action"}
     waiting = trips(lambda: api.post("/meetings", body, token=world.provider.token))
     meeting_id = query(clean_db, "SELECT meeting_id FROM video_call_sessions")[0]["meeting_id"]
     api.delete(f"/meetings/{meeting_id}", token=world.provider.token)

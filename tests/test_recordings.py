@@ -25,7 +25,7 @@ def consent(api: Api, world: World, decisions: dict[str, str] = GRANTED, appoint
 
 
 def new_meeting(api: Api, world: World, *, recording: bool = False) -> str:
-    body = {k: v for k, v in create_body(enableRecording=recording).items() if k != "action"}
+    body = {k: v for k, v in create_body(enableRecording=recording, enableTranscription=False).items() if k != "action"}
     reply = api.post("/meetings", body, token=world.provider.token)
     assert reply.status in (200, 201), reply.body
     return reply.body["meeting"]["MeetingId"]
@@ -192,14 +192,14 @@ def test_ending_the_meeting_stops_the_recording_and_it_completes(api: Api, world
 
 def test_create_with_recording_starts_it_when_consent_allows(api: Api, world: World, clean_db: str):
     consent(api, world)
-    body = {k: v for k, v in create_body().items() if k != "action"}
+    body = {k: v for k, v in create_body(enableTranscription=False).items() if k != "action"}
     reply = api.post("/meetings", body, token=world.provider.token)
     assert reply.status == 201 and reply.body["recording"] == {"state": "on", "reason": None}
     assert [r["state"] for r in recordings(clean_db)] == ["recording"]
 
 
 def test_create_with_recording_waits_for_consent_then_starts_when_granted(api: Api, world: World, clean_db: str):
-    body = {k: v for k, v in create_body().items() if k != "action"}
+    body = {k: v for k, v in create_body(enableTranscription=False).items() if k != "action"}
     reply = api.post("/meetings", body, token=world.provider.token)
     meeting_id = reply.body["meeting"]["MeetingId"]
 
@@ -220,7 +220,7 @@ def test_create_with_recording_waits_for_consent_then_starts_when_granted(api: A
 
 def test_a_patient_creating_with_recording_does_not_start_it(api: Api, world: World, clean_db: str):
     consent(api, world)
-    body = {k: v for k, v in create_body().items() if k != "action"}
+    body = {k: v for k, v in create_body(enableTranscription=False).items() if k != "action"}
     reply = api.post("/meetings", body, token=world.patient.token)
     assert reply.status == 201 and reply.body["recording"] == {"state": "off", "reason": "clinician_only"}
     assert recordings(clean_db) == []
@@ -228,7 +228,7 @@ def test_a_patient_creating_with_recording_does_not_start_it(api: Api, world: Wo
 
 def test_legacy_create_with_recording_keeps_the_old_shape_and_records(api: Api, world: World, clean_db: str):
     consent(api, world)
-    reply = api.legacy(create_body(), token=world.provider.token)
+    reply = api.legacy(create_body(enableTranscription=False), token=world.provider.token)
     assert list(reply.body) == ["meeting", "attendee", "recordingEnabled", "transcriptionEnabled"]
     assert [r["state"] for r in recordings(clean_db)] == ["recording"]
 

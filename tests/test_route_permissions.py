@@ -120,6 +120,10 @@ def test_every_aws_call_of_recording_consent_privacy_events_and_jobs_is_in_its_r
 
     record(pipelines, PIPELINE_OPERATIONS)
     record(aws.s3, S3_ACTIONS)
+    from videocall.runtime import runtime as installed_runtime
+
+    record(installed_runtime().medical._client, {"detect_entities_v2": ("comprehendmedical:DetectEntitiesV2",),
+                                        "infer_icd10_cm": ("comprehendmedical:InferICD10CM",)})  # fmt: skip
     by_detail = {r.detail_type: r.name for r in EVENT_ROUTES}
     api.deliver_events = False
 
@@ -132,6 +136,7 @@ def test_every_aws_call_of_recording_consent_privacy_events_and_jobs_is_in_its_r
             before = len(made)
             importlib.import_module(f"handlers.{current[0]}").handler(event, LambdaContextStub())
             used[current[0]].update(made[before:])
+        current[0] = "the test itself"  # its own listing of the bucket is nobody's route
 
     def as_route(route: str, call):
         current[0] = route
@@ -144,6 +149,15 @@ def test_every_aws_call_of_recording_consent_privacy_events_and_jobs_is_in_its_r
     with psycopg.connect(clean_db, autocommit=True) as conn:
         admin = add_user(conn, "fb-admin", "admin", "Admin")
     grant = {"recording": "granted", "transcription": "granted", "aiProcessing": "granted"}
+    # Transcription: start, stop, start on create; the transcript built and its capture's media deleted.
+    as_route("put_consent", lambda: api.put("/appointments/appt_123/consent", grant, token=world.patient.token))
+    plain = {k: v for k, v in create_body(enableRecording=False, enableTranscription=False).items() if k != "action"}
+    live = as_route("create_meeting", lambda: api.post("/meetings", plain, token=world.provider.token)).body[
+        "meeting"]["MeetingId"]  # fmt: skip
+    as_route("start_transcription", lambda: api.post(f"/meetings/{live}/transcription", token=world.provider.token))
+    as_route("stop_transcription", lambda: api.delete(f"/meetings/{live}/transcription", token=world.provider.token))
+    as_route("get_transcript", lambda: api.get(f"/meetings/{live}/transcript", token=world.provider.token))
+    as_route("end_meeting", lambda: api.delete(f"/meetings/{live}", token=world.provider.token))
     refuse = {"recording": "refused", "transcription": "granted", "aiProcessing": "granted"}
     body = {k: v for k, v in create_body().items() if k != "action"}
     meeting_id = as_route("create_meeting", lambda: api.post("/meetings", body, token=world.provider.token)).body[
@@ -158,7 +172,8 @@ def test_every_aws_call_of_recording_consent_privacy_events_and_jobs_is_in_its_r
     as_route("start_recording", lambda: api.post(f"/meetings/{meeting_id}/recording", token=world.provider.token))
     as_route("get_recordings", lambda: api.get(f"/meetings/{meeting_id}/recording", token=world.provider.token))
     # Left empty: the reconciler stops the capture and ends the meeting.
-    attendee = query(clean_db, "SELECT attendee_id FROM meeting_attendees LIMIT 1")[0]["attendee_id"]
+    attendee = query(clean_db, "SELECT m.attendee_id FROM meeting_attendees m JOIN video_call_sessions s"
+                               " ON s.id = m.session_id WHERE s.meeting_id = %s LIMIT 1", (meeting_id,))[0]["attendee_id"]  # fmt: skip
     emulator.play(meeting_id, attendee, "joined")
     emulator.play(meeting_id, attendee, "left")
     deliver()
@@ -185,11 +200,14 @@ def test_every_aws_call_of_recording_consent_privacy_events_and_jobs_is_in_its_r
     as_route("erase", lambda: api.post("/admin/erasures", {"patientId": patient}, token=admin.token))
 
     # The scenario reached what it is about.
-    assert "chime:DeleteMediaCapturePipeline" in used["start_recording"]
+    assert "chime:DeleteMediaCapturePipeline" in used["start_recording"], dict(used)
     assert "chime:GetMediaPipeline" in used["reconcile"] and "chime:DeleteMeeting" in used["reconcile"]
     assert "s3:ListBucket" in used["chime_pipeline_events"]
+    assert "comprehendmedical:DetectEntitiesV2" in used["chime_pipeline_events"]  # the transcript's record
+    assert "chime:StartMeetingTranscription" in used["start_transcription"]
     assert "s3:DeleteObjectVersion" in used["apply_retention"] or "s3:DeleteObjectVersion" in used["erase"]
     tables = {**{r.name: r.aws_actions for r in EVENT_ROUTES}, **{j.name: j.aws_actions for j in SCHEDULED_JOBS},
               **{name: r.aws_actions for name, r in ROUTES_BY_NAME.items()}}  # fmt: skip
+    used.pop("the test itself", None)
     for route, actions in used.items():
         assert set(actions) <= set(tables[route]), f"{route} calls {sorted(set(actions) - set(tables[route]))}"

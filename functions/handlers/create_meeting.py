@@ -23,6 +23,8 @@ def endpoint(body: CreateMeetingBody, uid: FirebaseUid, request_id: RequestId) -
     response = meeting_join_body(result.join, with_flags=True)
     if result.recording is not None:
         response["recording"] = {"state": result.recording.state, "reason": result.recording.reason}
+    if result.transcription is not None:
+        response["transcription"] = {"state": result.transcription.state, "reason": result.transcription.reason}
     return json_response(201 if result.join.created else 200, response)
 
 

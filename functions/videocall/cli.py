@@ -13,6 +13,8 @@ videocall privacy erase (--appointment ID | --patient USER_ID) --admin FIREBASE_
 videocall privacy audit-trail --patient USER_ID --admin FIREBASE_UID
                                     the admin's right-of-access, erasure and audit-trail tools, against
                                     DATABASE_URL and the stage's AWS (or the local stack)
+videocall transcripts complete      finish clinical records left incomplete (Comprehend Medical or Bedrock
+                                    failed): what the reconciler also does every minute
 videocall redrive --queue-url URL --function-name NAME
                                     hand the events in a dead-letter queue to their function again
 videocall openapi [--check]         write (or check) openapi.json from the route table
@@ -25,6 +27,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.json"
 
@@ -102,18 +105,29 @@ def _redrive(args: argparse.Namespace) -> int:
     return 0 if not outcome.failed else 1
 
 
-def _privacy(args: argparse.Namespace) -> int:
-    from videocall.core.errors import DomainError
+def _operator_runtime() -> Any:
+    """The runtime an operator command uses: the stage's (from the environment), or the local stack's
+    embedded database and the local S3 of the running `videocall serve`."""
     from videocall.core.settings import LOCAL_STAGES
     from videocall.runtime import installed, runtime
 
     if os.environ.get("STAGE", "local") in LOCAL_STAGES and not installed():
-        # The local stack: its embedded database and the local S3 of the running `videocall serve`.
         from videocall.local.server import local_database_url, use_local_environment
 
         use_local_environment()
         local_database_url()
-    privacy = runtime().privacy
+    return runtime()
+
+
+def _transcripts(args: argparse.Namespace) -> int:
+    print(json.dumps(_operator_runtime().transcripts.complete_unfinished()))
+    return 0
+
+
+def _privacy(args: argparse.Namespace) -> int:
+    from videocall.core.errors import DomainError
+
+    privacy = _operator_runtime().privacy
     try:
         if args.action == "export":
             result: object = privacy.export_patient(args.admin, args.patient, None)
@@ -200,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     job.add_argument("name", choices=["reconcile", "apply_retention"])
     job.add_argument("--port", type=int, default=8080)
     job.set_defaults(run=_job)
+    transcripts = commands.add_parser("transcripts", help="the clinical record of calls")
+    transcripts.add_argument("action", choices=["complete"])
+    transcripts.set_defaults(run=_transcripts)
     redrive = commands.add_parser("redrive", help="hand a dead-letter queue's events to their function again")
     redrive.add_argument("--queue-url", required=True)
     redrive.add_argument("--function-name", required=True)

@@ -33,6 +33,10 @@ def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         stopped = rt.recordings.stop_for_meeting(meeting_id, "meeting_ended", event_id)
         logger.info("meeting ended event", extra={"meeting_id": meeting_id, "changed": changed, "stopped": stopped})
         return {"handled": event_type, "changed": changed, "recordingsStopped": stopped}
+    if event_type.startswith("chime:Transcription"):
+        outcome = rt.transcripts.on_event(event_id=event_id, event_type=event_type, meeting_id=meeting_id,
+                                          at_ms=at_ms, message=detail.get("message"))  # fmt: skip
+        return {"handled": event_type, "outcome": outcome}
     if event_type.startswith("chime:Attendee") and detail.get("attendeeId"):
         outcome = rt.presence.on_attendee_event(
             event_id=event_id, event_type=event_type, meeting_id=meeting_id, attendee_id=detail["attendeeId"],
@@ -54,7 +58,17 @@ def on_pipeline_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     )
     logger.info("pipeline event", extra={"event_type": event_type, "outcome": outcome,
                                           "meeting_id": detail.get("meetingId")})  # fmt: skip
-    return {"handled": event_type, "outcome": outcome}
+    result: dict[str, Any] = {"handled": event_type, "outcome": outcome}
+    transcripts = captures_completed(rt, event_id)
+    if transcripts:
+        result["transcripts"] = transcripts
+    return result
+
+
+def captures_completed(rt: Runtime, event_id: str | None) -> dict[str, str]:
+    """A capture's files landed: the meeting's transcript (if any) is built from them, then the clinical
+    record; a capture kept only for the transcript loses its media. Per session: outcome."""
+    return {session_id: rt.transcripts.build(session_id, event_id) for session_id in rt.recordings.take_completed()}
 
 
 def lambda_entry(dispatch: Callable[[Runtime, dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:

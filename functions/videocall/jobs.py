@@ -24,8 +24,12 @@ from videocall.runtime import Runtime, runtime
 def reconcile(rt: Runtime) -> dict[str, Any]:
     """Each meeting is settled on its own: one that fails (Chime or S3 unavailable for it) is logged and
     retried next minute; it never stops the others."""
+    from videocall.events import captures_completed
+
     s = rt.settings
     stuck = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
+    built = captures_completed(rt, None)
+    records = rt.transcripts.complete_unfinished()
     emptied = 0
     for row in rt.presence.left_empty(s.empty_meeting_grace_seconds):
         try:
@@ -42,7 +46,8 @@ def reconcile(rt: Runtime) -> dict[str, Any]:
         except DomainError as exc:
             logger.warning("could not stop a closed meeting's recording",
                            extra={"meeting_id": meeting_id, "error_code": exc.code})  # fmt: skip
-    outcome = {"endedEmpty": emptied, **checked, "recordings": stuck}
+    outcome = {"endedEmpty": emptied, **checked, "recordings": stuck, "transcriptsBuilt": len(built),
+               "clinicalRecords": records}  # fmt: skip
     if emptied:
         metrics.add_metric(name="MeetingsEndedEmpty", unit=MetricUnit.Count, value=emptied)
     logger.info("reconciled", extra={"outcome": outcome})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from videocall.consent import routes as consent
 from videocall.core.routing import (
+    CLINICAL_RECORD,
     DELETE_RECORDINGS,
     LIST_RECORDINGS,
+    READ_RECORDINGS,
     STOP_RECORDING,
     EventRoute,
     Route,
@@ -19,8 +21,9 @@ from videocall.core.routing import (
 from videocall.meetings import routes as meetings
 from videocall.privacy import routes as privacy
 from videocall.recordings import routes as recordings
+from videocall.transcripts import routes as transcripts
 
-ROUTES: tuple[Route, ...] = meetings.ROUTES + recordings.ROUTES + consent.ROUTES + privacy.ROUTES
+ROUTES: tuple[Route, ...] = meetings.ROUTES + recordings.ROUTES + transcripts.ROUTES + consent.ROUTES + privacy.ROUTES
 
 ROUTES_BY_NAME = {route.name: route for route in ROUTES}
 
@@ -32,8 +35,9 @@ EVENT_ROUTES: tuple[EventRoute, ...] = (
     ),
     EventRoute(
         "chime_pipeline_events", "Chime Media Pipeline State Change", "handlers.chime_pipeline_events",
-        "Recording state from Chime's media pipeline events; artifacts recorded when they land",
-        LIST_RECORDINGS,
+        "Recording state from Chime's media pipeline events; artifacts recorded when they land; the transcript "
+        "and clinical record built from them",
+        (*LIST_RECORDINGS, *READ_RECORDINGS, *DELETE_RECORDINGS, *CLINICAL_RECORD),
     ),
 )  # fmt: skip
 
@@ -43,7 +47,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
         "Ends meetings left empty with a recording running, closes meetings Chime ended without an event, "
         "finishes or fails recordings stuck in a state",
         ("chime:GetMeeting", "chime:DeleteMeeting", "chime:DeleteMediaCapturePipeline", "chime:GetMediaPipeline",
-         *LIST_RECORDINGS),
+         "chime:CreateMediaCapturePipeline", "iam:PassRole", "s3:GetBucketPolicy",
+         *LIST_RECORDINGS, *READ_RECORDINGS, *DELETE_RECORDINGS, *CLINICAL_RECORD),
         timeout_seconds=300,
     ),
     ScheduledJob(

@@ -17,6 +17,7 @@ from videocall.core.auth import FirebaseAuthenticator
 from videocall.core.context import AccessGate
 from videocall.core.db import Database
 from videocall.core.dbauth import connector
+from videocall.core.records import AppointmentContent
 from videocall.core.settings import Settings, SettingsError, get_settings
 from videocall.core.storage import ObjectStore
 from videocall.meetings.chime import ChimeClient, ChimeGateway
@@ -31,6 +32,10 @@ from videocall.recordings.content import RecordingsContent
 from videocall.recordings.pipelines import CaptureSettings, MediaPipelinesClient, PipelinesGateway, Sink
 from videocall.recordings.repository import RecordingRepository
 from videocall.recordings.service import RecordingService
+from videocall.transcripts.content import TranscriptsContent
+from videocall.transcripts.medical import ComprehendMedicalGateway
+from videocall.transcripts.repository import TranscriptRepository
+from videocall.transcripts.service import TranscriptService
 
 
 class Runtime:
@@ -42,12 +47,16 @@ class Runtime:
         chime_client: ChimeClient | None = None,
         pipelines_client: MediaPipelinesClient | None = None,
         s3_client: Any = None,
+        medical_client: Any = None,
+        bedrock_client: Any = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self._chime_client = chime_client
         self._pipelines_client = pipelines_client
         self._s3_client = s3_client
+        self._medical_client = medical_client
+        self._bedrock_client = bedrock_client
         self.authenticator = FirebaseAuthenticator(settings)
 
     # --- gateways ----------------------------------------------------------------------------------
@@ -115,9 +124,48 @@ class Runtime:
         return PresenceService(PresenceRepository(self.db))
 
     @cached_property
+    def transcript_repository(self) -> TranscriptRepository:
+        return TranscriptRepository(self.db)
+
+    @cached_property
+    def transcripts(self) -> TranscriptService:
+        s = self.settings
+        return TranscriptService(
+            self.transcript_repository, self.chime, self.recordings_store, self.gate,
+            captures=lambda actor, appointment, row, request_id: self.recordings.start_capture_for_transcript(
+                actor, appointment, row, request_id),
+            transcript_files=lambda session_id: self.recordings.transcript_files(session_id),
+            discard_media=lambda session_id: self.recordings.discard_media(session_id),
+            medical=lambda: self.medical, summary=(lambda: self.summary) if s.clinical_summary else None,
+            policy=s.transcription_policy, medical_region=s.transcription_medical_region,
+            standard_region=s.transcription_standard_region, specialty=s.transcription_specialty,
+            for_patient=s.transcript_for_patient, icd10=s.icd10_inference,
+        )  # fmt: skip
+
+    @cached_property
+    def medical(self) -> ComprehendMedicalGateway:
+        client = self._medical_client or _aws_client("comprehendmedical", self.settings.comprehend_medical_region)
+        return ComprehendMedicalGateway(client)
+
+    @cached_property
+    def summary(self) -> Any:
+        from videocall.transcripts.summary import ClinicalSummaryGateway
+
+        client = self._bedrock_client
+        if client is None and self.settings.chime_backend == "emulator":
+            from videocall.local.bedrock import LocalBedrockRuntime
+
+            client = LocalBedrockRuntime()
+        client = client or _aws_client("bedrock-runtime", self.settings.bedrock_region)
+        return ClinicalSummaryGateway(client, model_id=self.settings.bedrock_model_id)
+
+    @cached_property
     def privacy(self) -> PrivacyService:
         # Every context that keeps patient content about an appointment is listed here (core.records).
-        holders = [RecordingsContent(self.recording_repository, self.recordings_store)]
+        holders: list[AppointmentContent] = [
+            RecordingsContent(self.recording_repository, self.recordings_store),
+            TranscriptsContent(self.transcript_repository),
+        ]
         return PrivacyService(
             PrivacyRepository(self.db), holders, retention_days=dict(self.settings.retention_days),
             consents=self.consent,
@@ -132,11 +180,15 @@ def build_runtime(
     s3_client: Any = None,
     db: Database | None = None,
 ) -> Runtime:
-    if chime_client is None and settings.chime_backend == "emulator":
-        chime_client, pipelines_client, s3_client = _local_clients(settings, pipelines_client, s3_client)
+    medical_client = bedrock_client = None
+    if settings.chime_backend == "emulator":
+        if chime_client is None:
+            chime_client, pipelines_client, s3_client = _local_clients(settings, pipelines_client, s3_client)
+        medical_client = _local_medical_client()
     return Runtime(
         settings, db or Database(connector(settings)), chime_client=chime_client,
-        pipelines_client=pipelines_client, s3_client=s3_client,
+        pipelines_client=pipelines_client, s3_client=s3_client, medical_client=medical_client,
+        bedrock_client=bedrock_client,
     )  # fmt: skip
 
 
@@ -145,6 +197,13 @@ def _local_clients(settings: Settings, pipelines_client: Any, s3_client: Any) ->
     from videocall.local.stack import local_clients
 
     return local_clients(settings, pipelines_client=pipelines_client, s3_client=s3_client)
+
+
+def _local_medical_client() -> Any:
+    """The labelled stand-in for Comprehend Medical (local and test stages only)."""
+    from videocall.local.comprehend_medical import LocalComprehendMedical
+
+    return LocalComprehendMedical()
 
 
 def _aws_client(service: str, region: str) -> Any:

@@ -9,23 +9,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from videocall.consent.service import ConsentChange
+from videocall.core.access import Appointment
 from videocall.meetings.service import CreateMeetingCommand, MeetingJoin
 from videocall.recordings.models import RecordingStatus
 from videocall.runtime import Runtime
+from videocall.transcripts.service import TranscriptionStatus
 
 
 @dataclass(frozen=True)
 class CreatedMeeting:
     join: MeetingJoin
     recording: RecordingStatus | None
+    transcription: TranscriptionStatus | None = None
 
 
 def create_meeting(rt: Runtime, uid: str, command: CreateMeetingCommand, request_id: str | None) -> CreatedMeeting:
     join = rt.service.create_meeting(uid, command, request_id)
-    recording = None
+    recording = transcription = None
     if command.enable_recording:
         recording = rt.recordings.start_on_create(join, request_id)
-    return CreatedMeeting(join, recording)
+    if command.enable_transcription:
+        assert join.caller is not None and join.appointment is not None
+        transcription = rt.transcripts.start_on_create(
+            join.caller, join.appointment, join.session_id, join.meeting, command.transcription_language, request_id
+        )
+    return CreatedMeeting(join, recording, transcription)
+
+
+def stop_recording(rt: Runtime, uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:
+    """Stopping a recording while transcription runs keeps a capture going on the transcript's terms:
+    a new capture that keeps no media (the recording's own capture, with its media, has ended)."""
+    status = rt.recordings.stop(uid, meeting_id, request_id)
+    session = rt.transcripts.is_transcribing(uid, meeting_id)
+    if session is not None and status.recording is not None:
+        appointment = Appointment(session["appointment_id"], session["provider_id"], session["patient_id"], True,
+                                  "in_progress")  # fmt: skip
+        rt.recordings.start_capture_for_transcript(session["caller_id"], appointment, session, request_id)
+    return status
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,24 @@ def record_consent(
     # On the decision, not only on a change: a retried PUT finishes what a failed one left undone.
     if change.consent.recording == "refused":
         stopped = rt.recordings.stop_for_withdrawn_consent(change.appointment, change.actor, request_id)
+        if change.consent.transcription == "granted":
+            # The recording's capture carried the transcript too: transcription goes on in one that keeps no media.
+            for session in rt.transcripts.transcribing_sessions(change.appointment.id):
+                rt.recordings.start_capture_for_transcript(None, change.appointment, session, request_id)
     elif change.consent.recording == "granted":
         started = rt.recordings.start_waiting(appointment_id, request_id)
+    if change.consent.transcription == "refused":
+        for meeting_id in rt.transcripts.stop_for_withdrawn_consent(change.appointment, change.actor, request_id):
+            stopped += 1
+            rt.recordings.stop_transcript_capture(meeting_id, change.actor, "consent_withdrawn", request_id)
+    elif change.consent.transcription == "granted":
+        started += rt.transcripts.start_waiting(appointment_id, request_id)
     return ConsentOutcome(change, stopped, started)
+
+
+def stop_transcription(rt: Runtime, uid: str, meeting_id: str, request_id: str | None) -> TranscriptionStatus:
+    """Stop transcribing; a capture that ran only for the transcript stops with it (its files are then
+    built into the transcript, and its media deleted)."""
+    status = rt.transcripts.stop(uid, meeting_id, request_id)
+    rt.recordings.stop_transcript_capture(meeting_id, None, "transcription_stopped", request_id)
+    return status

@@ -9,6 +9,10 @@ an alarm watches:
 Each function gets its route's `aws_actions` through the IAM table (infra/components/iam.py). A new
 EventRoute or ScheduledJob is wired here without further infra changes.
 
+Event handlers get 256 MB / 30 s unless EVENT_ROUTE_SIZING names them: chime_pipeline_events builds
+the transcript from the capture's files, then calls Comprehend Medical (eu-west-1, chunked, retried with
+backoff) and Bedrock for the draft summary, all within one invocation: 512 MB / 120 s.
+
 Jobs run with reserved concurrency 1, so a run never overlaps the previous one: a tick that arrives
 while a run is still going waits in Lambda's async queue. A failed run of a job that ticks every few
 minutes is not retried by Lambda (the next tick is the retry); a daily job is retried twice.
@@ -17,6 +21,7 @@ minutes is not retried by Lambda (the next tick is the retry); a daily job is re
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
@@ -33,6 +38,18 @@ from infra.components.functions import FunctionFactory
 # Delivery retries of a rule's target (EventBridge -> Lambda's async queue), then its DLQ.
 RULE_RETRIES = 8
 RULE_MAX_EVENT_AGE = Duration.hours(24)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    memory: int = 256
+    timeout_seconds: int = 30
+
+
+# Event routes that need more than the default, by route name (videocall.routes.EVENT_ROUTES).
+EVENT_ROUTE_SIZING: dict[str, Sizing] = {
+    "chime_pipeline_events": Sizing(memory=512, timeout_seconds=120),
+}
 
 
 def _dead_letter_queue(scope: Construct, name: str, key: kms.IKey, what: str) -> sqs.Queue:
@@ -63,14 +80,18 @@ class ChimeEvents(Construct):
         self.functions: dict[str, lambda_.Function] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.rules: dict[str, events.Rule] = {}
+        unknown = set(EVENT_ROUTE_SIZING) - {r.name for r in EVENT_ROUTES}
+        if unknown:
+            raise ValueError(f"EVENT_ROUTE_SIZING names no event route: {', '.join(sorted(unknown))}")
         for route in EVENT_ROUTES:
             dlq = _dead_letter_queue(self, route.name, key, "rule")
+            sizing = EVENT_ROUTE_SIZING.get(route.name, Sizing())
             function = factory.make(
                 route.name,
                 route.handler,
                 description=route.description,
-                memory=256,
-                timeout=Duration.seconds(30),
+                memory=sizing.memory,
+                timeout=Duration.seconds(sizing.timeout_seconds),
                 reserved_concurrency=10,
                 aws_actions=route.aws_actions,
                 dead_letter_queue=dlq,

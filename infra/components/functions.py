@@ -7,12 +7,13 @@ route (`aws_actions`), each on the resource type the Service Authorization Refer
 Sizing (see README "Ops"): API functions 512 MB / 15 s. 512 MB buys the CPU share that keeps cold
 starts (firebase-admin, pydantic, boto3 imports) near a second; 15 s covers the worst path (Chime
 retries with backoff plus a database reconnect) well inside API Gateway's 29 s. Event handlers
-256 MB / 30 s; scheduled jobs 512 MB with their own timeout (ScheduledJob.timeout_seconds); the
-migration runner 512 MB / 5 min.
+256 MB / 30 s, except those in events.EVENT_ROUTE_SIZING (chime_pipeline_events: 512 MB / 120 s, it
+builds transcripts and calls Comprehend Medical and Bedrock); scheduled jobs 512 MB with their own
+timeout (ScheduledJob.timeout_seconds); the migration runner 512 MB / 5 min.
 
-Every function is told where recordings go (bucket, region, key, sink role) and the recording knobs
-from context (retention, grace period, link lifetime, consent source, ...): videocall.core.settings
-reads them.
+Every function is told where recordings go (bucket, region, key, sink role), the recording knobs
+from context (retention, grace period, link lifetime, consent source, ...) and the transcription and
+clinical-record knobs (policy, regions, ICD-10, summary model, ...): videocall.core.settings reads them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.bundling import ARCHITECTURE, RUNTIME
-from infra.components.iam import Grant, RecordingsResources, grants_for
+from infra.components.iam import Grant, RecordingsResources, grants_for, switched_off
 from infra.config import StageConfig
 
 TRACING = "xray:PutTraceSegments/PutTelemetryRecords (active tracing)"
@@ -61,8 +62,6 @@ class FunctionFactory(Construct):
             "CHIME_BACKEND": "aws",
             "CHIME_CONTROL_REGION": config.region,
             "CHIME_MEDIA_REGION": config.region,
-            "TRANSCRIPTION_REGION": config.transcription_region,
-            "COMPREHEND_MEDICAL_REGION": config.comprehend_medical_region,
             "POWERTOOLS_SERVICE_NAME": "videocall",
             "POWERTOOLS_METRICS_NAMESPACE": "Telehealth/VideoCall",
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -78,6 +77,19 @@ class FunctionFactory(Construct):
             "RECORDING_LINKS_FOR_PATIENT": _flag(config.recording_links_for_patient),
             "RECORDING_INDIVIDUAL_VIDEO": _flag(config.recording_individual_video),
             "CONSENT_SOURCE": config.consent_source,
+            # Transcription (Chime live transcription, Transcribe Medical / Transcribe in the EU).
+            "TRANSCRIPTION_POLICY": config.transcription_policy,
+            "TRANSCRIPTION_MEDICAL_REGION": config.transcription_region,
+            "TRANSCRIPTION_STANDARD_REGION": config.transcription_standard_region,
+            "TRANSCRIPTION_SPECIALTY": config.transcription_specialty,
+            "TRANSCRIPT_FOR_PATIENT": _flag(config.transcript_for_patient),
+            "RETENTION_DAYS_TRANSCRIPTS": str(config.transcript_retention_days),
+            # The clinical record: Comprehend Medical entities (and ICD-10), the Bedrock draft summary.
+            "COMPREHEND_MEDICAL_REGION": config.comprehend_medical_region,
+            "ICD10_INFERENCE": _flag(config.icd10_inference),
+            "CLINICAL_SUMMARY": _flag(config.clinical_summary),
+            "BEDROCK_REGION": config.bedrock_region,
+            "BEDROCK_MODEL_ID": config.bedrock_model_id,
             **environment,
         }
         self.functions: dict[str, lambda_.Function] = {}
@@ -103,7 +115,8 @@ class FunctionFactory(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
             ],
         )
-        grants = grants_for(aws_actions, self._recordings, who=name)
+        # Actions this configuration never calls (Bedrock with clinicalSummary off, ...) are not granted.
+        grants = grants_for(aws_actions, self._recordings, who=name, off=switched_off(self._config))
         for grant in grants:
             role.add_to_policy(grant.statement)
         if dead_letter_queue is not None and dead_letter_queue.encryption_master_key is not None:

@@ -6,12 +6,14 @@ An action that is not in the table fails synth (UnknownAwsAction): a new action 
 gets `Resource: "*"`; add it here with its resource type from the SAR first.
 
 What the SAR says, per action (checked against the SAR's "Actions, resources, and condition keys"
-pages for Amazon Chime, Amazon S3, AWS KMS and IAM; see the comments for what is not from the SAR):
+pages for Amazon Chime, Amazon S3, AWS KMS, IAM and Amazon Comprehend Medical; see the comments for
+what is not from the SAR):
 
 | action | SAR resource type | granted on |
 |---|---|---|
 | chime:CreateMeeting | none (tag keys only) | `*` |
 | chime:Create/Get/Delete/BatchCreateAttendee, DeleteMeeting, GetMeeting | meeting* | `meeting/*` (1) |
+| chime:StartMeetingTranscription, StopMeetingTranscription | meeting* (4) | `meeting/*` (1) |
 | chime:CreateMediaCapturePipeline, CreateMediaConcatenationPipeline | none (2) | `*` |
 | chime:DeleteMediaCapturePipeline, GetMediaPipeline | media-pipeline* | `media-pipeline/*` (1) |
 | iam:PassRole | role* (3) | the pipeline sink role only, both conditions |
@@ -19,10 +21,28 @@ pages for Amazon Chime, Amazon S3, AWS KMS and IAM; see the comments for what is
 | s3:ListBucket, s3:ListBucketVersions | bucket (key s3:prefix) | the recordings bucket, `recordings/*` |
 | s3:GetObject, s3:DeleteObject, s3:DeleteObjectVersion | object | `<recordings bucket>/recordings/*` |
 | kms:Decrypt | key* (key kms:ViaService) | the recordings key, through S3 only |
+| comprehendmedical:DetectEntitiesV2, InferICD10CM | none | `*` |
+| bedrock:InvokeModel (the Converse API) | foundation-model, inference-profile, ... | the configured model only (5) |
 
 (1) this account's and region's. (2) tag condition keys; dependent action s3:GetBucketPolicy.
 (3) condition keys iam:PassedToService, iam:AssociatedResourceArn. The AssociatedResourceArn value
 (a media-pipeline ARN) is from the media-pipelines developer guide, not the SAR.
+(4) meeting* as the SAR's Chime page gave it when the transcription routes were added (not re-read
+since): were it to list no resource type, every start/stop would be AccessDenied on `meeting/*`, and
+the fix is On.ANY here. The transcription itself runs as Chime's service-linked role
+AWSServiceRoleForAmazonChimeTranscription (transcribe:StartStreamTranscription and
+StartMedicalStreamTranscription), created once per account (`aws iam create-service-linked-role
+--aws-service-name transcription.chime.amazonaws.com`): the caller needs no Transcribe permission.
+(5) Converse is authorized by bedrock:InvokeModel (Bedrock API reference). A foundation model id
+(`anthropic.claude-...`) is granted as `arn:<partition>:bedrock:<bedrockRegion>::foundation-model/<id>`
+and nothing else. An EU cross-region inference profile id (`eu.anthropic.claude-...`, see
+config.inference_profile_geography) needs, per the Bedrock user guide ("IAM policy requirements for
+Geographic cross-Region inference"), the profile in the source region
+(`arn:<partition>:bedrock:<bedrockRegion>:<account>:inference-profile/<id>`) and the foundation model
+in the source and every destination region of the profile: `arn:<partition>:bedrock:eu-*::foundation-model/
+<id without the eu. prefix>` (the EU profile's destinations are EU regions; config refuses any other
+geography). With clinicalSummary off the code never calls Bedrock, and no role gets bedrock:InvokeModel
+at all; with icd10Inference off, no role gets comprehendmedical:InferICD10CM (`switched_off`).
 
 CreateMediaCapturePipeline takes the meeting as its SourceArn, but the SAR lists no resource type
 for it (neither meeting nor media-pipeline): scoping it to `meeting/*` or `media-pipeline/*` would
@@ -41,6 +61,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
+from infra.config import StageConfig, inference_profile_geography
+
 MEDIA_PIPELINES = "mediapipelines.chime.amazonaws.com"
 # Every object the app and the pipelines write is under this prefix (videocall.recordings.service).
 RECORDINGS_PREFIX = "recordings/"
@@ -56,6 +78,7 @@ class On(Enum):
     RECORDINGS_BUCKET = "recordings-bucket"
     RECORDINGS_OBJECTS = "recordings-objects"
     RECORDINGS_KEY = "recordings-key"
+    BEDROCK_MODEL = "bedrock-model"
 
 
 RESOURCE_TYPES: dict[str, On] = {
@@ -67,6 +90,9 @@ RESOURCE_TYPES: dict[str, On] = {
     "chime:BatchCreateAttendee": On.MEETING,
     "chime:DeleteMeeting": On.MEETING,
     "chime:GetMeeting": On.MEETING,
+    # Live transcription of a meeting (the SAR's resource type: meeting).
+    "chime:StartMeetingTranscription": On.MEETING,
+    "chime:StopMeetingTranscription": On.MEETING,
     # Chime SDK media pipelines. The two creates have no resource type in the SAR (the pipeline does
     # not exist yet, and the meeting is not listed as a resource of the action): "*".
     "chime:CreateMediaCapturePipeline": On.ANY,
@@ -86,6 +112,11 @@ RESOURCE_TYPES: dict[str, On] = {
     # GetObject on SSE-KMS objects (and the download links the function signs with its own role)
     # needs Decrypt on the key. Deleting SSE-KMS objects needs no KMS permission.
     "kms:Decrypt": On.RECORDINGS_KEY,
+    # Comprehend Medical: no resource type in the SAR (it acts on the text sent, not on a resource): "*".
+    "comprehendmedical:DetectEntitiesV2": On.ANY,
+    "comprehendmedical:InferICD10CM": On.ANY,
+    # Bedrock Converse: the one configured model (foundation model, or EU inference profile + its models).
+    "bedrock:InvokeModel": On.BEDROCK_MODEL,
 }
 
 # Actions that do not work without others. From the SAR's "dependent actions" column
@@ -101,6 +132,9 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 WILDCARD_REASONS: dict[On, str] = {
     On.ANY: "no resource type in the Service Authorization Reference (s3:GetBucketPolicy: the media-pipelines "
     "developer guide requires it on all resources), so Resource must be *",
+    On.BEDROCK_MODEL: "the configured model only: an EU cross-region inference profile routes each request to the "
+    "same foundation model in one of the EU regions it spans, which Bedrock authorizes in that region, so the "
+    "model is allowed in eu-* regions (the profile's destinations, all EU)",
     On.MEETING: "meeting ids come from Chime at run time; the pattern is this account's and region's meetings only",
     On.MEDIA_PIPELINE: "pipeline ids come from Chime at run time; the pattern is this account's and region's "
     "media pipelines only",
@@ -120,6 +154,47 @@ class RecordingsResources:
     bucket: s3.IBucket
     key: kms.IKey
     sink_role: iam.IRole
+    # The Bedrock model the clinical summary uses; None when clinicalSummary is off.
+    bedrock: BedrockModel | None = None
+
+
+@dataclass(frozen=True)
+class BedrockModel:
+    region: str
+    model_id: str
+
+    @property
+    def geography(self) -> str | None:
+        return inference_profile_geography(self.model_id)
+
+    @property
+    def foundation_model_id(self) -> str:
+        """The model id without an inference profile's geography prefix."""
+        return self.model_id.split(".", 1)[1] if self.geography else self.model_id
+
+    def resources(self) -> tuple[list[str], tuple[str, ...]]:
+        """The ARNs bedrock:InvokeModel is granted on, and the wildcard ones as cdk-nag spells them."""
+        partition, nag_partition = Aws.PARTITION, "<AWS::Partition>"
+        if self.geography is None:
+            return [f"arn:{partition}:bedrock:{self.region}::foundation-model/{self.model_id}"], ()
+        models = f"bedrock:{self.geography}-*::foundation-model/{self.foundation_model_id}"
+        return (
+            [
+                f"arn:{partition}:bedrock:{self.region}:{Aws.ACCOUNT_ID}:inference-profile/{self.model_id}",
+                f"arn:{partition}:{models}",
+            ],
+            (f"Resource::arn:{nag_partition}:{models}",),
+        )
+
+
+def switched_off(config: StageConfig) -> frozenset[str]:
+    """Actions routes list that this configuration never calls, so no role gets them."""
+    off = set()
+    if not config.clinical_summary:
+        off.add("bedrock:InvokeModel")
+    if not config.icd10_inference:
+        off.add("comprehendmedical:InferICD10CM")
+    return frozenset(off)
 
 
 @dataclass(frozen=True)
@@ -153,11 +228,14 @@ def check_actions(actions: Iterable[str], *, who: str) -> tuple[str, ...]:
     return wanted
 
 
-def grants_for(actions: Iterable[str], resources: RecordingsResources, *, who: str) -> list[Grant]:
-    """Least-privilege statements for `actions`, one per kind of resource."""
+def grants_for(
+    actions: Iterable[str], resources: RecordingsResources, *, who: str, off: frozenset[str] = frozenset()
+) -> list[Grant]:
+    """Least-privilege statements for `actions` (less those switched `off`), one per kind of resource."""
     by_kind: dict[On, list[str]] = {}
     for action in check_actions(actions, who=who):
-        by_kind.setdefault(RESOURCE_TYPES[action], []).append(action)
+        if action not in off:
+            by_kind.setdefault(RESOURCE_TYPES[action], []).append(action)
     return [_grant(on, tuple(found), resources) for on, found in sorted(by_kind.items(), key=lambda i: i[0].value)]
 
 
@@ -183,6 +261,10 @@ def _grant(on: On, actions: tuple[str, ...], r: RecordingsResources) -> Grant:
         resources = [r.bucket.bucket_arn]
         # The code always lists with a Prefix under recordings/ (videocall.core.storage).
         conditions = {"StringLike": {"s3:prefix": [f"{RECORDINGS_PREFIX}*"]}}
+    elif on is On.BEDROCK_MODEL:
+        if r.bedrock is None:
+            raise UnknownAwsAction(f"{', '.join(actions)}: no Bedrock model configured (clinicalSummary is off)")
+        resources, nag = r.bedrock.resources()
     elif on is On.RECORDINGS_OBJECTS:
         resources = [r.bucket.arn_for_objects(f"{RECORDINGS_PREFIX}*")]
         nag = (f"Resource::<{logical_id(r.bucket)}.Arn>/{RECORDINGS_PREFIX}*",)

@@ -5,11 +5,13 @@ throttles, concurrency); the database (connections, CPU, capacity); the business
 and ended, joins, join latency, failures by cause: transcription and recording causes appear as
 their handlers emit them); recordings and the call's life (recordings started/completed/failed,
 processing time, meeting duration, meetings ended empty, attendees dropped, download links issued,
-object versions deleted by retention and erasure).
+object versions deleted by retention and erasure); transcripts and the clinical record (transcriptions
+started/failed, transcripts built/dropped/deleted, malformed transcript lines, and the time from a
+meeting's end to its finished clinical record, p50/p90).
 Alarms -> one KMS-encrypted SNS topic (subscribers from context): API 5xx rate, function errors
 (scheduled jobs: a failed run), throttles, dead-letter queue depth (event rules and schedules),
-recording failures, recordings stuck, database saturation. Each description says, in one sentence,
-what happened and what to do.
+recording failures, recordings stuck, transcription failures, Comprehend Medical failing, database
+saturation. Each description says, in one sentence, what happened and what to do.
 """
 
 from __future__ import annotations
@@ -28,15 +30,22 @@ from constructs import Construct
 
 NAMESPACE = "Telehealth/VideoCall"
 FIVE_MINUTES = Duration.minutes(5)
+FIFTEEN_MINUTES = Duration.minutes(15)
 
 
-def business(name: str, statistic: str = "Sum", label: str | None = None, **dimensions: str) -> cw.Metric:
+def business(
+    name: str,
+    statistic: str = "Sum",
+    label: str | None = None,
+    period: Duration = FIVE_MINUTES,
+    **dimensions: str,
+) -> cw.Metric:
     return cw.Metric(
         namespace=NAMESPACE,
         metric_name=name,
         dimensions_map={"service": "videocall", **dimensions},
         statistic=statistic,
-        period=FIVE_MINUTES,
+        period=period,
         label=label,
     )
 
@@ -55,6 +64,7 @@ class Monitoring(Construct):
         dead_letter_queues: dict[str, sqs.Queue],
         scheduled_jobs: tuple[str, ...],
         cluster: rds.DatabaseCluster | None,
+        comprehend_medical_region: str = "eu-west-1",
     ) -> None:
         super().__init__(scope, id)
         self.topic = sns.Topic(
@@ -139,6 +149,20 @@ class Monitoring(Construct):
             1,
             "Recordings stayed starting or processing too long and the reconciler gave up on them: check the "
             "chime_pipeline_events function and the media pipelines' state in the console",
+        )
+        alarm(
+            "TranscriptionFailures",
+            business("TranscriptionFailures"),
+            1,
+            "Live transcription failed for a meeting (TranscriptionFailed): read the session's error_message; "
+            "check the transcription service-linked role and the language/region policy",
+        )
+        alarm(
+            "MedicalExtractionFailures",
+            business("Failures", period=FIFTEEN_MINUTES, cause="medical_extraction"),
+            3,
+            "Comprehend Medical calls failing: records are marked incomplete and the reconciler retries; check "
+            f"throttling/quotas in {comprehend_medical_region}",
         )
         if cluster is not None:
             alarm(
@@ -289,6 +313,39 @@ class Monitoring(Construct):
                     business("ObjectVersionsDeleted", label="object versions"),
                 ],
                 width=12,
+            ),
+        )
+        dashboard.add_widgets(cw.TextWidget(markdown="# Transcripts and the clinical record", width=24, height=1))
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Transcriptions started / failed",
+                left=[
+                    business("TranscriptionsStarted", label="started"),
+                    business("TranscriptionFailures", label="failed"),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Transcripts built / dropped / deleted",
+                left=[
+                    business("TranscriptsBuilt", label="built"),
+                    business("TranscriptsDropped", label="dropped"),
+                    business("TranscriptsDeleted", label="deleted (retention, erasure)"),
+                ],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Malformed transcript lines (skipped)",
+                left=[business("TranscriptMalformedLines", label="lines")],
+                width=6,
+            ),
+            cw.GraphWidget(
+                title="Clinical record (s): meeting end to finished record, p50 / p90",
+                left=[
+                    business("ClinicalRecordSeconds", "p50", label="p50"),
+                    business("ClinicalRecordSeconds", "p90", label="p90"),
+                ],
+                width=6,
             ),
         )
         self.dashboard = dashboard

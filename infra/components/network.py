@@ -1,10 +1,16 @@
 """The VPC the functions and the database live in.
 
 - Isolated subnets: the database. Private subnets with egress: the functions.
-- NAT: only because the API functions verify Firebase ID tokens against Google's public certificates
-  (www.googleapis.com), and because an external database (databaseMode=external, e.g. Supabase) is
-  outside AWS. Every AWS service the functions call is reached through an interface endpoint.
+- NAT: the API functions verify Firebase ID tokens against Google's public certificates
+  (www.googleapis.com); an external database (databaseMode=external, e.g. Supabase) is outside AWS;
+  and the AWS services without an interface endpoint here are reached over it, TLS to their public
+  regional endpoints: Comprehend Medical (comprehendMedicalRegion, eu-west-1: an interface endpoint
+  only serves its own region's service, so none could reach it from eu-central-1), Bedrock runtime
+  (bedrockRegion), S3 and X-Ray.
 - Interface endpoints: meetings-chime and media-pipelines-chime (the Chime SDK), Secrets Manager.
+- Egress: the functions' security group allows all outbound traffic (no rule limits 443 to given
+  destinations, which would have to list the public IP ranges of those services), so these calls
+  need nothing more; tests/test_infra.py asserts it so a tightened rule is a conscious change.
 - Flow logs to a KMS-encrypted log group; the default security group allows nothing.
 """
 
@@ -56,6 +62,9 @@ class Network(Construct):
             apply_to_children=True,
         )
 
+        # All outbound allowed: besides the endpoints below, the functions reach Google's token certificates,
+        # Comprehend Medical in eu-west-1 and the Bedrock runtime over the NAT (HTTPS to public endpoints whose
+        # addresses are not fixed). Restricting 443 to prefix lists or CIDRs would break those calls.
         self.function_sg = ec2.SecurityGroup(
             self, "FunctionsSg", vpc=self.vpc, description="Video-call Lambda functions", allow_all_outbound=True
         )
@@ -87,7 +96,8 @@ class Network(Construct):
                     {
                         "id": "HIPAA.Security-VPCNoUnrestrictedRouteToIGW",
                         "reason": f"public subnet {index} holds only the NAT gateway, whose route to the internet "
-                        "gateway is what lets the functions fetch Google's token certificates",
+                        "gateway is what lets the functions fetch Google's token certificates and reach the AWS "
+                        "services without an endpoint here (Comprehend Medical in eu-west-1, Bedrock, S3)",
                     }
                 ],
                 apply_to_children=True,

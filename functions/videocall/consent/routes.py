@@ -9,7 +9,8 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "put_consent", "PUT", "/appointments/{appointmentId}/consent", "handlers.put_consent",
         "Record the patient's consent (recording, transcription, AI processing); a withdrawal stops recording",
-        ConsentResponse, 200, (*START_RECORDING, *STOP_RECORDING),
+        ConsentResponse, 200,
+        (*START_RECORDING, *STOP_RECORDING, "chime:StartMeetingTranscription", "chime:StopMeetingTranscription"),
     ),
     Route(
         "get_consent", "GET", "/appointments/{appointmentId}/consent", "handlers.get_consent",

@@ -72,3 +72,5 @@ STOP_RECORDING = ("chime:DeleteMediaCapturePipeline",)
 READ_RECORDINGS = ("s3:GetObject", "kms:Decrypt")
 LIST_RECORDINGS = ("s3:ListBucket",)
 DELETE_RECORDINGS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion")
+# Medical entities, ICD-10 candidates (Comprehend Medical) and the draft summary (Bedrock Converse).
+CLINICAL_RECORD = ("comprehendmedical:DetectEntitiesV2", "comprehendmedical:InferICD10CM", "bedrock:InvokeModel")

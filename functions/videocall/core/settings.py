@@ -80,6 +80,11 @@ class Settings:
     transcription_standard_region: str = "eu-central-1"
     transcription_specialty: str = "PRIMARYCARE"
     transcript_for_patient: bool = False
+    icd10_inference: bool = True
+    comprehend_medical_region: str = "eu-west-1"
+    clinical_summary: bool = False
+    bedrock_region: str = "eu-central-1"
+    bedrock_model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
     # --- the call's life ---
     empty_meeting_grace_seconds: int = 120
     reconcile_calls_per_second: float = 5.0
@@ -138,6 +143,11 @@ class Settings:
             transcription_standard_region=e.get("TRANSCRIPTION_STANDARD_REGION", "eu-central-1"),
             transcription_specialty=e.get("TRANSCRIPTION_SPECIALTY", "PRIMARYCARE"),
             transcript_for_patient=_flag(e.get("TRANSCRIPT_FOR_PATIENT", "false")),
+            icd10_inference=_flag(e.get("ICD10_INFERENCE", "true")),
+            comprehend_medical_region=e.get("COMPREHEND_MEDICAL_REGION", "eu-west-1"),
+            clinical_summary=_flag(e.get("CLINICAL_SUMMARY", "false")),
+            bedrock_region=e.get("BEDROCK_REGION", "eu-central-1"),
+            bedrock_model_id=e.get("BEDROCK_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0"),
             retention_days=(
                 ("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),
                 ("transcripts", int(e.get("RETENTION_DAYS_TRANSCRIPTS", "90"))),

@@ -14,7 +14,7 @@ ROUTES: tuple[Route, ...] = (
         "Create the appointment's meeting, or return its live one, with the caller's attendee",
         models.MeetingJoinResponse, 201,
         ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
-         "chime:DeleteMeeting", *START_RECORDING),
+         "chime:DeleteMeeting", "chime:StartMeetingTranscription", *START_RECORDING),
     ),
     Route(
         "join_meeting", "POST", "/meetings/{meetingId}/attendees", "handlers.join_meeting",
@@ -38,7 +38,7 @@ ROUTES: tuple[Route, ...] = (
         "chime_meeting_token", "POST", "/chime-meeting-token", "handlers.chime_meeting_token",
         "The app's original endpoint: {action: create | join | batch-join | end}", models.MeetingJoinResponse, 200,
         ("chime:CreateMeeting", "chime:CreateAttendee", "chime:GetAttendee", "chime:DeleteAttendee",
-         "chime:BatchCreateAttendee", "chime:DeleteMeeting", *START_RECORDING),
+         "chime:BatchCreateAttendee", "chime:DeleteMeeting", "chime:StartMeetingTranscription", *START_RECORDING),
     ),
 )  # fmt: skip
 

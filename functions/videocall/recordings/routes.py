@@ -15,7 +15,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "stop_recording", "DELETE", "/meetings/{meetingId}/recording", "handlers.stop_recording",
-        "Stop recording (a no-op when none runs)", RecordingStatusResponse, 200, STOP_RECORDING,
+        "Stop recording (a no-op when none runs); transcription, if on, goes on in a capture that keeps no media",
+        RecordingStatusResponse, 200, (*STOP_RECORDING, *START_RECORDING),
     ),
     Route(
         "get_recordings", "GET", "/meetings/{meetingId}/recording", "handlers.get_recordings",

@@ -92,6 +92,14 @@ class RecordingService:
         self._store = store
         self._gate = gate
         self._links_for_patient = links_for_patient
+        # Sessions whose capture just completed: the face hands them on (the transcript is built from
+        # them), then clears the list.
+        self.completed_sessions: list[str] = []
+
+    def take_completed(self) -> list[str]:
+        """The sessions whose capture completed since the last call (each once)."""
+        done, self.completed_sessions = self.completed_sessions, []
+        return list(dict.fromkeys(done))
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:
@@ -141,7 +149,7 @@ class RecordingService:
         meeting_id = row.get("meeting_id") or ""
         if row["session_status"] != "active":
             raise MeetingEnded()
-        if row["state"] in RUNNING and row["state"] != "starting":
+        if row["state"] in RUNNING and row["state"] != "starting" and row.get("keep_media", True):
             return RecordingStatus(meeting_id, row["session_recording_state"], summary(row))  # already on
         if row["consent_recording"] != "granted":
             raise ConsentRequired("The patient has not granted consent to record this appointment.")
@@ -180,7 +188,7 @@ class RecordingService:
         raise CreateInProgress("A capture is being started; retry shortly.")
 
     def start_capture_for_transcript(
-        self, actor: str, appointment: Appointment, session: Row, request_id: str | None
+        self, actor: str | None, appointment: Appointment, session: Row, request_id: str | None
     ) -> dict[str, Any]:
         """The transcript reaches S3 only through a capture: start one that keeps no media, unless a
         capture already runs (a recording carries the transcript too). Needs transcription consent."""
@@ -190,6 +198,20 @@ class RecordingService:
         if claim["outcome"] == "claimed" or (claim["state"] == "starting" and not claim["capture_pipeline_id"]):
             self._create_pipelines(actor, appointment, session, claim, request_id)
         return summary(claim)
+
+    def stop_transcript_capture(self, meeting_id: str, actor: str | None, reason: str, request_id: str | None) -> int:
+        """Transcription stopped: a capture that ran only for the transcript has no reason to go on."""
+        stopped = 0
+        for row in self._recordings.running(meeting_id=meeting_id):
+            if row["keep_media"]:
+                continue
+            appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
+            try:
+                if self._stop(row, actor, reason, appointment, request_id):
+                    stopped += 1
+            except DomainError as exc:
+                logger.info("transcript capture not stopped now", extra={"error_code": exc.code})
+        return stopped
 
     def transcript_files(self, session_id: str) -> list[str]:
         return [r["s3_key"] for r in self._recordings.transcript_files(session_id)]
@@ -211,7 +233,7 @@ class RecordingService:
         return discarded
 
     def _create_pipelines(
-        self, actor: str, appointment: Appointment, session: Row, claim: Row, request_id: str | None
+        self, actor: str | None, appointment: Appointment, session: Row, claim: Row, request_id: str | None
     ) -> RecordingStatus:
         meeting_id = claim["meeting_id"]
         capture = None
@@ -387,7 +409,10 @@ class RecordingService:
                 metrics.add_metric(name="RecordingFailures", unit=MetricUnit.Count, value=1)
             return "failed" if changed else "unchanged"
         if event_type == "chime:MediaPipelineDeleted":
-            return "completed" if self.collect_artifacts(row, event_id) else "waiting_for_artifacts"
+            if self.collect_artifacts(row, event_id):
+                self.completed_sessions.append(row["session_id"])
+                return "completed"
+            return "waiting_for_artifacts"
         return "ignored"
 
     def collect_artifacts(self, row: Row, event_id: str | None) -> bool:
@@ -428,6 +453,7 @@ class RecordingService:
             appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
             if row["state"] == "processing" and self.collect_artifacts(row, None):
                 outcome["completed"] += 1
+                self.completed_sessions.append(row["session_id"])
                 continue
             status = self._pipelines.status(row["capture_pipeline_id"]) if row["capture_pipeline_id"] else None
             if row["state"] == "processing" and status in ("Stopping",):

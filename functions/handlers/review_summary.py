@@ -1,0 +1,15 @@
+"""POST /meetings/{meetingId}/transcript/summary/review: the provider marks the draft summary reviewed."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    reviewed_at = runtime().transcripts.review_summary(uid, meetingId, request_id)
+    return json_response(200, {"meetingId": meetingId, "summaryState": "reviewed", "reviewedAt": reviewed_at})
+
+
+handler = lambda_handler_for("review_summary")
