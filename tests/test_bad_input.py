@@ -108,3 +108,16 @@ def test_inputs_a_red_team_found_are_4xx_not_500(api: Api, world: World, clean_d
     for name, reply in replies.items():
         assert 400 <= reply.status < 500, (name, reply.status, reply.body)
         assert reply.code and "error" in reply.body, name
+
+
+def test_without_a_token_the_answer_is_401_before_any_body_is_read(api: Api):
+    """The order is fixed: no token -> 401, then 413, then 400 (a body is never parsed for nobody)."""
+    nested = api.post("/meetings", raw="[" * 2000 + "]" * 2000)
+    huge = api.post("/meetings", raw="x" * 70_000)
+    legacy = api.post("/chime-meeting-token", raw="{" * 3000)
+    assert [(r.status, r.code) for r in (nested, huge, legacy)] == [(401, "token_missing")] * 3
+
+
+def test_an_unsupported_language_is_not_echoed(api: Api, world: World):
+    reply = api.legacy(create_body(transcriptionLanguage="zz-<script>"), token=world.provider.token)
+    assert reply.code == "unsupported_transcription_language" and "zz-" not in reply.body["error"]["message"]

@@ -166,6 +166,12 @@ def make_lambda_handler(
 
 
 def _refused_before_parsing(event: dict[str, Any]) -> DomainError | None:
+    """In a fixed order, before any body is read: no token -> 401, too large -> 413, NUL -> 400.
+    (Every route of this API needs a caller; the token itself is verified by the route's dependency.)"""
+    try:
+        extract_token(event.get("headers") or {})
+    except DomainError as missing:
+        return missing
     body = event.get("body") or ""
     if len(body) > runtime().settings.max_body_bytes:
         return BodyTooLarge()

@@ -17,7 +17,8 @@ TRANSCRIPTION_LANGUAGES = (
 def check_language(language: str) -> str:
     if language not in TRANSCRIPTION_LANGUAGES:
         raise UnsupportedTranscriptionLanguage(
-            f"transcriptionLanguage {language!r} is not supported by live transcription; use one of: "
+            # Never echo the value sent: the list of what is supported says enough.
+            "This transcriptionLanguage is not supported by live transcription; use one of: "
             f"{', '.join(TRANSCRIPTION_LANGUAGES)}.",
             details={"supportedLanguages": list(TRANSCRIPTION_LANGUAGES)},
         )
