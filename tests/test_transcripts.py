@@ -213,7 +213,7 @@ def test_withdrawing_transcription_consent_stops_it(api: Api, world: World, emul
     consent(api, world)
     meeting_id = create(api, world)["meeting"]["MeetingId"]
     reply = api.put("/appointments/appt_123/consent", {**ALL, "transcription": "refused"}, token=world.patient.token)
-    assert reply.body["recordingsStopped"] == 1 and meeting_id not in emulator.transcribing
+    assert reply.body["recordingsStopped"] == 2 and meeting_id not in emulator.transcribing  # transcription, capture
     (capture,) = query(clean_db, "SELECT keep_media, state, stop_reason FROM recordings")
     assert capture == {"keep_media": False, "state": "completed", "stop_reason": "consent_withdrawn"}
     state = api.get(f"/meetings/{meeting_id}/transcript", token=world.provider.token).body["transcriptionState"]
@@ -379,3 +379,96 @@ def test_the_transcripts_command_completes_incomplete_records(
 
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"complete": 1}
     assert query(clean_db, "SELECT medical_state FROM call_transcripts")[0]["medical_state"] == "complete"
+
+
+def media_versions(aws: LocalAws, meeting_id: str) -> list[str]:
+    page = aws.s3.list_object_versions(Bucket=BUCKET, Prefix=f"recordings/appt_123/{meeting_id}/")
+    return [
+        v["Key"]
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        if any(f"/{kind}/" in v["Key"] for kind in ("audio", "video", "content", "composited-video"))
+    ]
+
+
+def test_the_transcripts_capture_is_audio_only(api: Api, world: World, pipelines, clean_db: str):
+    consent(api, world)
+    create(api, world)
+    capture_id = query(clean_db, "SELECT capture_pipeline_id FROM recordings")[0]["capture_pipeline_id"]
+    capture = pipelines.get_media_pipeline(MediaPipelineId=capture_id)["MediaPipeline"]["MediaCapturePipeline"]
+    artifacts = capture["ChimeSdkMeetingConfiguration"]["ArtifactsConfiguration"]
+    assert artifacts["Audio"] == {"MuxType": "AudioOnly"} and artifacts["Video"]["State"] == "Disabled"
+    assert artifacts["Content"]["State"] == "Disabled" and "CompositedVideo" not in artifacts
+
+
+def test_a_failed_transcription_stops_its_capture_and_keeps_no_media(
+    api: Api, world: World, aws: LocalAws, clean_db: str
+):
+    consent(api, world, recording="refused")
+    meeting_id = create(api, world)["meeting"]["MeetingId"]
+    meeting_events(event("chime:TranscriptionFailed", meeting_id, 1_950_000_000_000, "tf", message="x"),
+                   LambdaContextStub())  # fmt: skip
+    from conftest import BUS
+
+    BUS.deliver()
+    hold_call(api, world, meeting_id)
+
+    (capture,) = query(clean_db, "SELECT state, stop_reason, media_deleted_at FROM recordings")
+    assert capture["stop_reason"] == "transcription_failed" and capture["media_deleted_at"] is not None
+    assert media_versions(aws, meeting_id) == []
+
+
+def test_a_start_chime_refuses_releases_the_capture_and_keeps_no_media(
+    api: Api, world: World, emulator: ChimeEmulator, aws: LocalAws, clean_db: str
+):
+    from handlers.reconcile import handler as reconcile
+
+    consent(api, world)
+    meeting_id = create(api, world, transcription=False)["meeting"]["MeetingId"]
+    emulator.fail_next["StartMeetingTranscription"] = ["ServiceUnavailableException"] * 5
+
+    reply = api.post(f"/meetings/{meeting_id}/transcription", token=world.provider.token)
+    reconcile({}, LambdaContextStub())
+
+    assert (reply.status, reply.code) == (503, "chime_unavailable")
+    (capture,) = query(clean_db, "SELECT state, stop_reason FROM recordings")
+    assert capture["stop_reason"] == "start_failed"
+    state = api.get(f"/meetings/{meeting_id}/transcript", token=world.provider.token).body["transcriptionState"]
+    assert state == "off" and media_versions(aws, meeting_id) == []
+
+
+def test_a_replayed_event_never_brings_back_a_transcript_retention_deleted(
+    api: Api, world: World, runtime: Runtime, clean_db: str
+):
+    from handlers.apply_retention import handler as retention
+
+    consent(api, world)
+    meeting_id = create(api, world)["meeting"]["MeetingId"]
+    hold_call(api, world, meeting_id)
+    session_id = str(query(clean_db, "SELECT id FROM video_call_sessions")[0]["id"])
+    query(clean_db, "UPDATE call_transcripts SET built_at = now() - interval '100 days' RETURNING 1")
+    retention({}, LambdaContextStub())
+
+    assert runtime.transcripts.build(session_id) == "dropped"
+    assert query(clean_db, "SELECT count(*) AS n FROM call_transcript_segments")[0]["n"] == 0
+    body = api.get(f"/meetings/{meeting_id}/transcript", token=world.provider.token).body
+    assert body["segments"] == [] and body["processing"]["transcript"] == "deleted"
+
+
+def test_a_late_transcription_started_never_undoes_a_stop(api: Api, world: World, clean_db: str):
+    consent(api, world)
+    meeting_id = create(api, world)["meeting"]["MeetingId"]
+    api.delete(f"/meetings/{meeting_id}/transcription", token=world.provider.token)
+    late = meeting_events(event("chime:TranscriptionStarted", meeting_id, 1_000, "late-start"), LambdaContextStub())
+    assert late["outcome"] == "unchanged"
+    assert query(clean_db, "SELECT transcription_state FROM video_call_sessions")[0]["transcription_state"] == "off"
+
+
+def test_a_transcript_file_with_nul_or_absurd_times_still_builds(api: Api, world: World, runtime: Runtime):
+    from videocall.transcripts.assembly import parse_transcription_file
+
+    line = ('{"transcript":{"results":[{"resultId":"r1","isPartial":false,"startTimeMs":99999999999999999999,'
+            '"endTimeMs":5,"alternatives":[{"transcript":"chest\\u0000 pain","items":[]}]}]}}\n'
+            '{"transcript":{"results":[{"resultId":"r2","isPartial":false,"startTimeMs":10,"endTimeMs":20,'
+            '"alternatives":[{"transcript":"no\\u0000 fever","items":[]}]}]}}')  # fmt: skip
+    report = parse_transcription_file(line)
+    assert [r.text for r in report.results] == ["no fever"] and report.malformed_lines == 1

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from videocall.core.observability import logger, metrics, tracer
+from videocall.core.errors import DomainError
+from videocall.core.observability import count_failure, logger, metrics, tracer
 from videocall.runtime import Runtime, runtime
 
 
@@ -28,6 +30,7 @@ def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         return {"ignored": event_type}
     if event_type == "chime:MeetingEnded":
         changed = rt.lifecycle.record_meeting_ended(meeting_id, at_ms, event_id)
+        rt.transcripts.meeting_ended(meeting_id)
         # Chime stops the capture with the meeting; stopping it ourselves starts the concatenation
         # at once and records why (a no-op when nothing runs).
         stopped = rt.recordings.stop_for_meeting(meeting_id, "meeting_ended", event_id)
@@ -36,6 +39,8 @@ def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if event_type.startswith("chime:Transcription"):
         outcome = rt.transcripts.on_event(event_id=event_id, event_type=event_type, meeting_id=meeting_id,
                                           at_ms=at_ms, message=detail.get("message"))  # fmt: skip
+        if outcome == "failed":  # a capture that ran only for the transcript has no reason to go on
+            rt.recordings.stop_transcript_capture(meeting_id, None, "transcription_failed", event_id)
         return {"handled": event_type, "outcome": outcome}
     if event_type.startswith("chime:Attendee") and detail.get("attendeeId"):
         outcome = rt.presence.on_attendee_event(
@@ -68,7 +73,16 @@ def on_pipeline_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 def captures_completed(rt: Runtime, event_id: str | None) -> dict[str, str]:
     """A capture's files landed: the meeting's transcript (if any) is built from them, then the clinical
     record; a capture kept only for the transcript loses its media. Per session: outcome."""
-    return {session_id: rt.transcripts.build(session_id, event_id) for session_id in rt.recordings.take_completed()}
+    built: dict[str, str] = {}
+    for session_id in rt.recordings.take_completed():
+        try:
+            built[session_id] = rt.transcripts.build(session_id, event_id)
+        except (DomainError, psycopg.DataError) as exc:
+            # One bad transcript file never loops the event or blocks the others; the media is gone anyway.
+            logger.warning("transcript not built", extra={"session_id": session_id, "error_type": type(exc).__name__})
+            count_failure("transcript_build")
+            built[session_id] = "failed"
+    return built
 
 
 def lambda_entry(dispatch: Callable[[Runtime, dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:

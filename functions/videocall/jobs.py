@@ -29,6 +29,7 @@ def reconcile(rt: Runtime) -> dict[str, Any]:
     s = rt.settings
     stuck = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
     built = captures_completed(rt, None)
+    rt.recordings.discard_media(None)  # transcript-only captures that failed or were missed keep no media
     records = rt.transcripts.complete_unfinished()
     emptied = 0
     for row in rt.presence.left_empty(s.empty_meeting_grace_seconds):

@@ -136,6 +136,8 @@ class Runtime:
                 actor, appointment, row, request_id),
             transcript_files=lambda session_id: self.recordings.transcript_files(session_id),
             discard_media=lambda session_id: self.recordings.discard_media(session_id),
+            release_capture=lambda meeting_id, reason: self.recordings.stop_transcript_capture(
+                meeting_id, None, reason, None),
             medical=lambda: self.medical, summary=(lambda: self.summary) if s.clinical_summary else None,
             policy=s.transcription_policy, medical_region=s.transcription_medical_region,
             standard_region=s.transcription_standard_region, specialty=s.transcription_specialty,

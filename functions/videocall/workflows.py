@@ -70,9 +70,9 @@ def record_consent(
     elif change.consent.recording == "granted":
         started = rt.recordings.start_waiting(appointment_id, request_id)
     if change.consent.transcription == "refused":
-        for meeting_id in rt.transcripts.stop_for_withdrawn_consent(change.appointment, change.actor, request_id):
-            stopped += 1
-            rt.recordings.stop_transcript_capture(meeting_id, change.actor, "consent_withdrawn", request_id)
+        stopped += len(rt.transcripts.stop_for_withdrawn_consent(change.appointment, change.actor, request_id))
+        # Every capture that runs only for a transcript stops, whatever state transcription reached.
+        stopped += rt.recordings.stop_transcript_captures_of(change.appointment, change.actor, request_id)
     elif change.consent.transcription == "granted":
         started += rt.transcripts.start_waiting(appointment_id, request_id)
     return ConsentOutcome(change, stopped, started)

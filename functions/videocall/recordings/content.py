@@ -22,6 +22,8 @@ class RecordingsContent:
         out = []
         issued: list[AuditEntry] = []
         for row in self._recordings.of_appointments(appointment_ids):
+            if not row["keep_media"]:
+                continue  # a capture only for the transcript: never offered (the transcript is exported)
             item = {
                 "recordingId": row["recording_id"], "appointmentId": row["appointment_id"],
                 "meetingId": row["meeting_id"], "sequence": row["sequence"], "state": row["state"],

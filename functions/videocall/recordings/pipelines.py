@@ -109,15 +109,19 @@ class PipelinesGateway:
     def bucket(self) -> str:
         return self._sink.bucket
 
-    def start_capture(self, *, meeting_arn: str, meeting_id: str, prefix: str, token: str) -> Pipeline:
-        """Idempotent on `token`: a retried start gets the same pipeline."""
+    def start_capture(
+        self, *, meeting_arn: str, meeting_id: str, prefix: str, token: str, audio_only: bool = False
+    ) -> Pipeline:
+        """Idempotent on `token`: a retried start gets the same pipeline. `audio_only`: a capture only for
+        the transcript (audio is always captured; no video, no content share)."""
+        capture = CaptureSettings(audio="AudioOnly", content_share=False) if audio_only else self._capture
         params: dict[str, Any] = {
             "SourceType": "ChimeSdkMeeting",
             "SourceArn": source_arn(meeting_arn, meeting_id),
             "SinkType": "S3Bucket",
             "SinkArn": self._sink.arn(f"{prefix}/capture"),
             "ClientRequestToken": token,
-            "ChimeSdkMeetingConfiguration": {"ArtifactsConfiguration": self._capture.artifacts()},
+            "ChimeSdkMeetingConfiguration": {"ArtifactsConfiguration": capture.artifacts()},
         }
         if self._sink.kms_key_arn:
             params["SseAwsKeyManagementParams"] = {"AwsKmsKeyId": self._sink.kms_key_arn}
@@ -125,18 +129,19 @@ class PipelinesGateway:
         pipeline = self.caller.call(self._client, "create_media_capture_pipeline", **params)["MediaCapturePipeline"]
         return Pipeline(pipeline["MediaPipelineId"], pipeline["MediaPipelineArn"])
 
-    def start_concatenation(self, *, capture: Pipeline, prefix: str, token: str) -> Pipeline:
+    def start_concatenation(self, *, capture: Pipeline, prefix: str, token: str, audio_only: bool = False) -> Pipeline:
         """Created with the capture; Chime runs it when the capture stops (one file per artifact)."""
         enabled = {"State": "Enabled"}
         disabled = {"State": "Disabled"}
+        settings = CaptureSettings(audio="AudioOnly", content_share=False) if audio_only else self._capture
         artifacts = {
             "Audio": enabled,
-            "Video": enabled if self._capture.individual_video else disabled,
-            "Content": enabled if self._capture.content_share else disabled,
+            "Video": enabled if settings.individual_video else disabled,
+            "Content": enabled if settings.content_share else disabled,
             "DataChannel": enabled,
             "TranscriptionMessages": enabled,
             "MeetingEvents": enabled,
-            "CompositedVideo": enabled if self._capture.audio == "AudioWithCompositedVideo" else disabled,
+            "CompositedVideo": enabled if settings.audio == "AudioWithCompositedVideo" else disabled,
         }
         response = self.caller.call(
             self._client,

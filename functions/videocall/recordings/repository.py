@@ -419,14 +419,16 @@ class RecordingRepository:
             {"session_id": session_id},
         )
 
-    def media_to_discard(self, session_id: str) -> list[Row]:
-        """Completed captures that were kept only for the transcript and still hold media."""
+    def media_to_discard(self, session_id: str | None, limit: int = 50) -> list[Row]:
+        """Finished captures (completed or failed) that were kept only for the transcript and may still
+        hold media: of one session, or of any (the reconciler's pass)."""
         return self._db.fetch_all(
             f"""SELECT {_RECORDING_COLUMNS}, a.patient_id::text AS patient_id FROM recordings r
                   JOIN appointments a ON a.id = r.appointment_id
-                 WHERE r.session_id = %(session_id)s::uuid AND NOT r.keep_media AND r.state = 'completed'
-                   AND r.media_deleted_at IS NULL""",
-            {"session_id": session_id},
+                 WHERE (%(session_id)s::uuid IS NULL OR r.session_id = %(session_id)s::uuid)
+                   AND NOT r.keep_media AND r.state IN ('completed', 'failed') AND r.media_deleted_at IS NULL
+                 LIMIT %(limit)s""",
+            {"session_id": session_id, "limit": limit},
         )
 
     def media_discarded(self, *, recording_id: str, kinds: tuple[str, ...], audit: AuditEntry) -> None:

@@ -213,16 +213,31 @@ class RecordingService:
                 logger.info("transcript capture not stopped now", extra={"error_code": exc.code})
         return stopped
 
+    def stop_transcript_captures_of(self, appointment: Appointment, actor: str | None, request_id: str | None) -> int:
+        """Transcription consent withdrawn: every capture of the appointment kept only for a transcript stops."""
+        stopped = 0
+        for row in self._recordings.running(appointment_id=appointment.id):
+            if row["keep_media"]:
+                continue
+            try:
+                if self._stop(row, actor, "consent_withdrawn", appointment, request_id):
+                    stopped += 1
+            except DomainError as exc:
+                logger.info("transcript capture not stopped now", extra={"error_code": exc.code})
+        return stopped
+
     def transcript_files(self, session_id: str) -> list[str]:
         return [r["s3_key"] for r in self._recordings.transcript_files(session_id)]
 
-    def discard_media(self, session_id: str) -> int:
-        """The transcript is built: the media of captures kept only for it goes, every version of it."""
+    def discard_media(self, session_id: str | None) -> int:
+        """Captures kept only for the transcript keep no media: once finished (completed or failed,
+        whatever became of the transcript), their audio and video go, every version. The transcript's
+        own files (transcription messages) and the data channels stay."""
         discarded = 0
         for row in self._recordings.media_to_discard(session_id):
             appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
-            self._store.delete_all_versions(f"{row['s3_prefix']}/capture/")
             for kind in MEDIA_KINDS:
+                self._store.delete_all_versions(f"{row['s3_prefix']}/capture/{kind}/")
                 self._store.delete_all_versions(f"{row['s3_prefix']}/concatenated/{kind}/")
             self._recordings.media_discarded(
                 recording_id=row["recording_id"], kinds=tuple(MEDIA_KINDS),
@@ -238,12 +253,16 @@ class RecordingService:
         meeting_id = claim["meeting_id"]
         capture = None
         try:
+            audio_only = not claim.get("keep_media", True)  # a transcript needs no video
             capture = self._pipelines.start_capture(
                 meeting_arn=session["meeting_arn"], meeting_id=meeting_id, prefix=claim["s3_prefix"],
-                token=claim["client_request_token"],
+                token=claim["client_request_token"], audio_only=audio_only,
             )  # fmt: skip
             concatenation = self._pipelines.start_concatenation(
-                capture=capture, prefix=claim["s3_prefix"], token=claim["client_request_token"].replace("-r", "-c", 1)
+                capture=capture,
+                prefix=claim["s3_prefix"],
+                token=claim["client_request_token"].replace("-r", "-c", 1),
+                audio_only=audio_only,
             )
         except DomainError as exc:
             if capture is not None:

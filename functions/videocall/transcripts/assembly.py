@@ -285,6 +285,9 @@ def _read_result(raw: Any) -> tuple[str, Result | None]:
     attendee_id, external_user_id = _majority_attendee(spoken) or _majority_attendee(items) or (None, None)
     confidences = [c for c in (_confidence(i.get("confidence")) for i in spoken) if c is not None]
     confidence = sum(confidences) / len(confidences) if confidences else None
+    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL; it is never speech
+    if not text.strip():
+        return "final", None
     return "final", Result(result_id, start, max(start, end), attendee_id, external_user_id, text, confidence)
 
 
@@ -292,16 +295,20 @@ def _flag(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
+_MAX_MS = 2**63 - 1  # a time the database can hold (bigint); anything larger is not a time
+
+
 def _ms(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
+    number: int | None = None
     if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float):
-        return round(value) if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
-        return int(value.strip())
-    return None
+        number = value
+    elif isinstance(value, float):
+        number = round(value) if math.isfinite(value) else None
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        number = int(value.strip())
+    return number if number is not None and 0 <= number <= _MAX_MS else None
 
 
 def _confidence(value: Any) -> float | None:

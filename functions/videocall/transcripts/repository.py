@@ -45,8 +45,10 @@ class TranscriptRepository:
     # --- live transcription state ------------------------------------------------------------------------
     def set_state(
         self, *, session_id: str, state: str, language: str | None, engine: str | None, region: str | None,
-        audit: AuditEntry, only_from: tuple[str, ...] | None = None,
+        audit: AuditEntry, only_from: tuple[str, ...] | None = None, only_with_consent: bool = False,
     ) -> bool:  # fmt: skip
+        """A change made by the API: it also moves the newest-event time to now, so a Chime event older
+        than this change (a late TranscriptionStarted after a stop) never undoes it."""
         row = self._db.fetch_one(
             f"""WITH s AS (
                     UPDATE video_call_sessions
@@ -55,18 +57,42 @@ class TranscriptRepository:
                            transcription_engine = coalesce(%(engine)s, transcription_engine),
                            transcription_region = coalesce(%(region)s, transcription_region),
                            transcription_enabled = transcription_enabled OR %(state)s IN ('starting', 'on'),
+                           transcription_last_event_ms = greatest(
+                               transcription_last_event_ms, (extract(epoch FROM clock_timestamp()) * 1000)::bigint),
                            updated_at = now()
                      WHERE id = %(session_id)s::uuid
                        AND (%(only_from)s::text[] IS NULL OR transcription_state = ANY(%(only_from)s::text[]))
+                       AND (NOT %(with_consent)s OR EXISTS (
+                               SELECT 1 FROM appointment_consents c
+                                 JOIN video_call_sessions v ON v.appointment_id = c.appointment_id
+                                WHERE v.id = %(session_id)s::uuid AND c.transcription = 'granted'))
                     RETURNING id
                 ), {AUDIT_CTE}
                 SELECT count(*) AS n FROM s""",
             {
                 "session_id": session_id, "state": state, "language": language, "engine": engine, "region": region,
-                "only_from": list(only_from) if only_from else None, **audit.params(),
+                "only_from": list(only_from) if only_from else None, "with_consent": only_with_consent,
+                **audit.params(),
             },
         )  # fmt: skip
         return bool(row and row["n"])
+
+    def consented(self, session_id: str) -> bool:
+        row = self._db.fetch_one(
+            """SELECT c.transcription = 'granted' AS ok FROM video_call_sessions s
+                 JOIN appointment_consents c ON c.appointment_id = s.appointment_id WHERE s.id = %(id)s::uuid""",
+            {"id": session_id},
+        )
+        return bool(row and row["ok"])
+
+    def meeting_ended(self, meeting_id: str) -> None:
+        """The meeting is over: nothing is transcribed any more."""
+        self._db.execute(
+            """UPDATE video_call_sessions SET transcription_state = 'off'
+                WHERE meeting_id = %(id)s AND transcription_state IN ('starting', 'on', 'interrupted',
+                                                                       'waiting_for_consent')""",
+            {"id": meeting_id},
+        )
 
     def apply_event(
         self, *, event_id: str, meeting_id: str, state: str, from_states: tuple[str, ...], at_ms: int,
@@ -275,6 +301,7 @@ class TranscriptRepository:
                   SET medical_state = coalesce(%(m_state)s, medical_state),
                       medical_reason = CASE WHEN %(m_state)s::text IS NULL THEN medical_reason ELSE %(m_reason)s END,
                       summary_state = coalesce(%(s_state)s, summary_state),
+                      summary_text = CASE WHEN %(s_state)s = 'skipped' THEN NULL ELSE summary_text END,
                       summary_reason = CASE WHEN %(s_state)s::text IS NULL THEN summary_reason ELSE %(s_reason)s END
                 WHERE session_id = %(id)s::uuid""",
             {

@@ -96,7 +96,8 @@ class TranscriptService:
     def __init__(
         self, transcripts: Any, chime: ChimeGateway, store: ObjectStore, gate: AccessGate, *,
         captures: CaptureStarter, transcript_files: Callable[[str], list[str]],
-        discard_media: Callable[[str], int], medical: Callable[[], ComprehendMedicalGateway],
+        discard_media: Callable[[str], int], release_capture: Callable[[str, str], Any],
+        medical: Callable[[], ComprehendMedicalGateway],
         summary: Callable[[], Any] | None, policy: str, medical_region: str, standard_region: str,
         specialty: str, for_patient: bool, icd10: bool,
     ) -> None:  # fmt: skip
@@ -107,6 +108,7 @@ class TranscriptService:
         self._captures = captures
         self._files = transcript_files
         self._discard = discard_media
+        self._release = release_capture
         self._medical = medical
         self._summary = summary
         self._policy = policy
@@ -164,17 +166,37 @@ class TranscriptService:
                                       outcome="denied", details={"reason": "consent_required", "waiting": True}),
                 )  # fmt: skip
             raise ConsentRequired("The patient has not granted consent to transcribe this appointment.")
-        self._captures(actor, appointment, row, request_id)  # the transcript reaches S3 only through a capture
-        self._chime.start_transcription(meeting_id, chosen.configuration(chosen_specialty))
-        self._transcripts.set_state(
+        begun = self._transcripts.set_state(
             session_id=row["session_id"], state="starting", language=chosen.language, engine=chosen.engine,
-            region=chosen.region,
+            region=chosen.region, only_with_consent=True,
             audit=self._audit(actor, "transcription.start", appointment, meeting_id, request_id,
                               details={"engine": chosen.engine, "region": chosen.region,
                                        "language": chosen.language}),
         )  # fmt: skip
+        if not begun:  # consent was withdrawn a moment ago
+            raise ConsentRequired("The patient has not granted consent to transcribe this appointment.")
+        try:
+            self._captures(actor, appointment, row, request_id)  # the transcript reaches S3 only through a capture
+            self._chime.start_transcription(meeting_id, chosen.configuration(chosen_specialty))
+        except DomainError:
+            self._abandon(row, appointment, actor, request_id, "start_failed")
+            raise
+        if not self._transcripts.consented(row["session_id"]):
+            # Withdrawn while Chime was starting: the withdrawal found nothing to stop yet, so stop here.
+            self._chime.stop_transcription(meeting_id)
+            self._abandon(row, appointment, actor, request_id, "consent_withdrawn")
+            raise ConsentRequired("The patient withdrew transcription consent; transcription was stopped.")
         metrics.add_metric(name="TranscriptionsStarted", unit=MetricUnit.Count, value=1)
         return TranscriptionStatus(meeting_id, "starting", chosen.language, chosen.engine, chosen.region)
+
+    def _abandon(self, row: Row, appointment: Appointment, actor: str | None, request_id: str | None,
+                 reason: str) -> None:  # fmt: skip
+        self._transcripts.set_state(
+            session_id=row["session_id"], state="off", language=None, engine=None, region=None,
+            audit=self._audit(actor, "transcription.stop", appointment, row["meeting_id"], request_id,
+                              details={"reason": reason}),
+        )  # fmt: skip
+        self._release(row["meeting_id"], reason)
 
     def start_waiting(self, appointment_id: str, request_id: str | None) -> int:
         """Transcription consent was granted: start what a clinician asked for while it was missing."""
@@ -221,6 +243,9 @@ class TranscriptService:
         """Live meetings of the appointment whose transcription runs (their capture must go on)."""
         return [r for r in self._transcripts.live_transcriptions(appointment_id) if r["transcription_state"] in RUNNING]
 
+    def meeting_ended(self, meeting_id: str) -> None:
+        self._transcripts.meeting_ended(meeting_id)
+
     def is_transcribing(self, firebase_uid: str, meeting_id: str) -> Row | None:
         """The session's row when transcription runs (the face keeps its capture going)."""
         row = self._transcripts.meeting_context(firebase_uid, meeting_id)
@@ -251,8 +276,10 @@ class TranscriptService:
     def build(self, session_id: str, event_id: str | None = None) -> str:
         """Build (or rebuild: the same files give the same rows) the meeting's transcript from every
         completed capture's transcription-messages file, then its clinical record."""
+        self._discard(session_id)  # captures kept only for the transcript keep no media, whatever follows
         context = self._transcripts.build_context(session_id)
-        if context is None or context["appointment_erased_at"] is not None:
+        if context is None or context["appointment_erased_at"] is not None or context["transcript_deleted_at"]:
+            # Unknown, erased, or past retention: a replayed event never brings a transcript back.
             metrics.add_metric(name="TranscriptsDropped", unit=MetricUnit.Count, value=1)
             return "dropped"
         files = self._files(session_id)
@@ -275,7 +302,6 @@ class TranscriptService:
                              context["meeting_id"], event_id,
                              details={"segments": len(transcript.segments), "malformed_lines": malformed}),
         )  # fmt: skip
-        self._discard(session_id)  # captures kept only for the transcript keep no media
         metrics.add_metric(name="TranscriptsBuilt", unit=MetricUnit.Count, value=1)
         return self.complete(session_id)
 
