@@ -170,3 +170,18 @@ def test_the_recording_flow_over_http_with_a_download_curl_can_fetch(
         disposition = download.headers["Content-Disposition"]
     assert len(content) == audio["sizeBytes"] > 0
     assert disposition == f'attachment; filename="{meeting_id}-r1-audio.mp4"'
+
+
+def test_seeding_appointments_for_users_seeded_from_an_earlier_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch, clean_db: str, tmp_path: Path
+):
+    monkeypatch.setenv("DATABASE_URL", clean_db)
+    assert cli.main(["dev", "seed", str(SEED_FILE)]) == 0
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps({"appointments": [
+        {"id": "appt_later", "provider": "dev-dr-lee", "patient": "dev-pat-kim", "scheduled_at": "2026-12-01T10:00:00Z"}]}))  # fmt: skip
+    capsys.readouterr()
+    assert cli.main(["dev", "seed", str(later)]) == 0
+    from conftest import query
+
+    assert query(clean_db, "SELECT id FROM appointments WHERE id = 'appt_later'") == [{"id": "appt_later"}]

@@ -380,3 +380,49 @@ def test_rejoin_when_chime_withholds_the_join_token_replaces_the_attendee(
 
     assert again["attendee"]["JoinToken"] and again["attendee"]["AttendeeId"] != first["attendee"]["AttendeeId"]
     assert emulator.attendee_count(meeting_id) == 1  # the old one was deleted: no slot leaks toward 250
+
+
+def test_batch_join_by_an_outsider_answers_like_a_missing_meeting(api: Api, world: World):
+    """No existence oracle: an outsider's batch-join on a real meeting and on a missing one answer alike."""
+    meeting_id = api.legacy(create_body(enableTranscription=False), token=world.provider.token).body["meeting"][
+        "MeetingId"]  # fmt: skip
+    real = api.post(f"/meetings/{meeting_id}/attendees/batch", {"userIds": [world.nurse.id]},
+                    token=world.outsider.token)  # fmt: skip
+    missing = api.post(f"/meetings/{uuid.uuid4()}/attendees/batch", {"userIds": [world.nurse.id]},
+                       token=world.outsider.token)  # fmt: skip
+    assert (real.status, real.code) == (missing.status, missing.code) == (404, "meeting_not_found")
+
+
+def test_ending_a_meeting_chime_already_ended_keeps_who_and_when(api: Api, world: World, clean_db: str):
+    from handlers.chime_meeting_events import handler as meeting_events
+    from videocall.local.server import LambdaContextStub
+
+    meeting_id = api.legacy(create_body(enableTranscription=False), token=world.provider.token).body["meeting"][
+        "MeetingId"]  # fmt: skip
+    ended_event = {"version": "0", "id": "ended-1", "detail-type": "Chime Meeting State Change", "source": "aws.chime",
+                   "account": "1", "time": "t", "region": "eu-central-1", "resources": [],
+                   "detail": {"eventType": "chime:MeetingEnded", "timestamp": 1767607200000, "meetingId": meeting_id}}  # fmt: skip
+    meeting_events(ended_event, LambdaContextStub())
+
+    reply = api.delete(f"/meetings/{meeting_id}", token=world.provider.token)
+
+    assert reply.status == 200 and reply.body["alreadyEnded"] is True
+    (row,) = query(clean_db, "SELECT ended_by, ended_at FROM video_call_sessions")
+    assert row["ended_by"] is None and row["ended_at"].timestamp() == 1767607200
+
+
+def test_a_user_added_to_one_meeting_is_not_already_added_in_another(api: Api, world: World, clean_db: str):
+    import psycopg
+    from conftest import add_appointment
+
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        add_appointment(conn, "appt_456", world.provider, world.outsider)
+    first = api.legacy(create_body(enableTranscription=False), token=world.provider.token).body["meeting"]["MeetingId"]
+    second = api.legacy(create_body("appt_456", enableTranscription=False), token=world.provider.token).body[
+        "meeting"]["MeetingId"]  # fmt: skip
+    api.post(f"/meetings/{first}/attendees/batch", {"userIds": [world.nurse.id]}, token=world.provider.token)
+
+    reply = api.post(f"/meetings/{second}/attendees/batch", {"userIds": [world.nurse.id]}, token=world.provider.token)
+
+    assert reply.status == 200 and reply.body["attendees"][0]["alreadyAdded"] is False
+    assert reply.body["attendees"][0]["attendee"].get("JoinToken")

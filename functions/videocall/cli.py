@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
     local_database_url()
     storage = start_local_storage(args.s3_port)
     server = make_server(args.port, args.host)
+    # A plain `kill` (SIGTERM) shuts down like Ctrl-C: the finally below runs and the embedded
+    # PostgreSQL is stopped at exit instead of being left running.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(
         json.dumps(
             {
@@ -65,6 +69,10 @@ def _serve(args: argparse.Namespace) -> int:
         server.server_close()
         storage.stop()
     return 0
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _post_local(port: int, path: str, body: dict) -> int:

@@ -63,6 +63,16 @@ def seed(database_url: str, data: dict[str, Any], project_id: str) -> list[dict[
                 "role": user["role"],
                 "token": emulator_id_token(user["firebase_uid"], project_id),
             })  # fmt: skip
+
+        def user_id(name: str) -> str:
+            """A user of this file (by key or firebase_uid), or one seeded earlier (by firebase_uid)."""
+            if name in ids:
+                return ids[name]
+            found = conn.execute("SELECT id::text AS id FROM users WHERE firebase_uid = %s", (name,)).fetchone()
+            if found is None:
+                raise SystemExit(f"seed: no user {name!r} in this file or the database")
+            return str(found["id"])
+
         for appt in appointments:
             conn.execute(
                 """INSERT INTO appointments (id, provider_id, patient_id, video_enabled, scheduled_at, status)
@@ -72,8 +82,8 @@ def seed(database_url: str, data: dict[str, Any], project_id: str) -> list[dict[
                        scheduled_at = EXCLUDED.scheduled_at, status = EXCLUDED.status""",
                 (
                     appt["id"],
-                    ids[appt["provider"]],
-                    ids[appt["patient"]],
+                    user_id(appt["provider"]),
+                    user_id(appt["patient"]),
                     appt.get("video_enabled", True),
                     appt.get("scheduled_at", "2026-01-01T00:00:00Z"),
                     appt.get("status", "scheduled"),
