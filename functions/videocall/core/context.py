@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from videocall.core.access import Appointment, Caller, Membership
+from videocall.core.access import Appointment, Caller, Membership, authorize_clinical_control
 from videocall.core.audit import AuditEntry, write_audit
 from videocall.core.db import Database, Row
 from videocall.core.errors import DomainError, UserNotRegistered
@@ -68,6 +68,19 @@ class AccessGate:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    def clinical_control(
+        self, row: Row | None, *, meeting_id: str, action: str, request_id: str | None
+    ) -> tuple[Caller, Appointment]:
+        """The caller of a clinical control (recording, transcription) on a meeting: the appointment's
+        provider or staff the provider added; outsiders get the meeting's 404, patients a 403."""
+        caller = caller_from(row)
+        assert row is not None
+        appointment: Appointment = self.check(
+            lambda: authorize_clinical_control(caller, appointment_from(row), membership_from(row)),
+            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
+        )  # fmt: skip
+        return caller, appointment
 
     def check(
         self, decide: Callable[[], T], *, caller: Caller, action: str, row: Row,

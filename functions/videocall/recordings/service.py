@@ -24,7 +24,6 @@ from videocall.core.access import (
     Appointment,
     Caller,
     Membership,
-    authorize_clinical_control,
     authorize_join,
     is_clinical_controller,
     may_download_recordings,
@@ -514,12 +513,9 @@ class RecordingService:
         self, firebase_uid: str, meeting_id: str, request_id: str | None, action: str
     ) -> tuple[Caller, Appointment, Row]:
         row = self._recordings.meeting_context(firebase_uid, meeting_id)
-        caller = caller_from(row)
+        caller, appointment = self._gate.clinical_control(row, meeting_id=meeting_id, action=action,
+                                                          request_id=request_id)  # fmt: skip
         assert row is not None
-        appointment = self._gate.check(
-            lambda: authorize_clinical_control(caller, appointment_from(row), membership_from(row)),
-            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
         if row["session_status"] in ("ended", "failed"):
             raise MeetingEnded()
         if row["session_status"] != "active":

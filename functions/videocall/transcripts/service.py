@@ -26,7 +26,6 @@ from videocall.core.access import (
     Appointment,
     Caller,
     Membership,
-    authorize_clinical_control,
     authorize_join,
     is_clinical_controller,
 )
@@ -460,12 +459,9 @@ class TranscriptService:
         self, firebase_uid: str, meeting_id: str, request_id: str | None, action: str, *, allow_ended: bool = False
     ) -> tuple[Caller, Appointment, Row]:
         row = self._transcripts.meeting_context(firebase_uid, meeting_id)
-        caller = caller_from(row)
+        caller, appointment = self._gate.clinical_control(row, meeting_id=meeting_id, action=action,
+                                                          request_id=request_id)  # fmt: skip
         assert row is not None
-        appointment = self._gate.check(
-            lambda: authorize_clinical_control(caller, appointment_from(row), membership_from(row)),
-            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
         if not allow_ended and row["session_status"] in ("ended", "failed"):
             raise MeetingEnded()
         row["meeting_id"] = meeting_id
