@@ -58,23 +58,23 @@ def on_pipeline_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     pipeline_id = detail.get("mediaPipelineId")
     if not pipeline_id:
         return {"ignored": event_type}
-    outcome = rt.recordings.on_pipeline_event(
+    outcome, completed = rt.recordings.on_pipeline_event(
         event_id=event_id, event_type=event_type, pipeline_id=pipeline_id, at_ms=at_ms
     )
     logger.info("pipeline event", extra={"event_type": event_type, "outcome": outcome,
                                           "meeting_id": detail.get("meetingId")})  # fmt: skip
     result: dict[str, Any] = {"handled": event_type, "outcome": outcome}
-    transcripts = captures_completed(rt, event_id)
+    transcripts = captures_completed(rt, [completed] if completed else [], event_id)
     if transcripts:
         result["transcripts"] = transcripts
     return result
 
 
-def captures_completed(rt: Runtime, event_id: str | None) -> dict[str, str]:
+def captures_completed(rt: Runtime, sessions: list[str], event_id: str | None) -> dict[str, str]:
     """A capture's files landed: the meeting's transcript (if any) is built from them, then the clinical
     record; a capture kept only for the transcript loses its media. Per session: outcome."""
     built: dict[str, str] = {}
-    for session_id in rt.recordings.take_completed():
+    for session_id in dict.fromkeys(sessions):
         try:
             built[session_id] = rt.transcripts.build(session_id, event_id)
         except (DomainError, psycopg.DataError) as exc:

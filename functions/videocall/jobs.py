@@ -27,8 +27,8 @@ def reconcile(rt: Runtime) -> dict[str, Any]:
     from videocall.events import captures_completed
 
     s = rt.settings
-    stuck = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
-    built = captures_completed(rt, None)
+    stuck, completed = rt.recordings.sweep_unfinished(stuck_seconds=s.recording_stuck_seconds)
+    built = captures_completed(rt, completed, None)
     rt.recordings.discard_media(None)  # transcript-only captures that failed or were missed keep no media
     records = rt.transcripts.complete_unfinished()
     emptied = 0

@@ -31,7 +31,13 @@ def create_meeting(rt: Runtime, uid: str, command: CreateMeetingCommand, request
     if command.enable_transcription:
         assert join.caller is not None and join.appointment is not None
         transcription = rt.transcripts.start_on_create(
-            join.caller, join.appointment, join.session_id, join.meeting, command.transcription_language, request_id
+            join.caller,
+            join.appointment,
+            join.session_id,
+            join.meeting,
+            command.transcription_language,
+            join.transcription_state,
+            request_id,
         )
     return CreatedMeeting(join, recording, transcription)
 

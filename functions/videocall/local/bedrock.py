@@ -27,12 +27,11 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ClientError, ParamValidationError
-from botocore.model import ServiceModel, Shape, StructureShape
-from botocore.validate import ParamValidator
+from botocore.exceptions import ClientError
+from botocore.model import ServiceModel
 
 from videocall.local.chime_emulator import _client_error as _service_error
-from videocall.local.chime_emulator import _server_side_problem
+from videocall.local.chime_emulator import model_problem, take_failure
 from videocall.transcripts.summary import (
     ENTITIES_CLOSE,
     ENTITIES_OPEN,
@@ -65,22 +64,6 @@ def _statuses() -> dict[str, int]:
 
 def _client_error(code: str, message: str, headers: dict[str, str] | None = None) -> ClientError:
     return _service_error(OPERATION, code, message, headers, statuses=_statuses())
-
-
-def _range_problem(shape: Shape, value: Any, path: str) -> str | None:
-    """Numbers outside the model's min/max (botocore's validator checks integer minima only)."""
-    if shape.type_name == "structure" and isinstance(value, dict):
-        assert isinstance(shape, StructureShape)
-        for name, member in shape.members.items():
-            if name in value:
-                problem = _range_problem(member, value[name], f"{path}.{name}")
-                if problem:
-                    return problem
-    elif shape.type_name in ("integer", "long", "float", "double") and isinstance(value, int | float):
-        meta = shape.metadata
-        if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
-            return f"{path} is outside [{meta.get('min')}, {meta.get('max')}]"
-    return None
 
 
 def _conversation_problem(messages: list[dict[str, Any]]) -> str | None:
@@ -185,21 +168,10 @@ class LocalBedrockRuntime:
     # --- internals ----------------------------------------------------------------------------
     def _check(self, params: dict[str, Any]) -> None:
         """Raises the ClientError the service would for a request it would not accept."""
-        pending = self.fail_next.get(OPERATION)
-        if pending:
-            code = pending.pop(0)
+        code = take_failure(self.fail_next, OPERATION)
+        if code:
             raise _client_error(code, f"emulated {code}", {"retry-after": "2"})
         input_shape = service_model().operation_model(OPERATION).input_shape
-        try:
-            report = ParamValidator().validate(params, input_shape)
-        except ParamValidationError:  # pragma: no cover - validate() returns a report
-            raise _client_error("ValidationException", "Invalid request") from None
-        if report.has_errors():
-            raise _client_error("ValidationException", report.generate_report())
-        problem = (
-            _server_side_problem(input_shape, params, "")
-            or _range_problem(input_shape, params, "")
-            or _conversation_problem(params.get("messages", []))
-        )
+        problem = model_problem(input_shape, params) or _conversation_problem(params.get("messages", []))
         if problem:
             raise _client_error("ValidationException", problem)

@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError
 from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
@@ -61,7 +61,8 @@ def _client_error(
 
 
 def _server_side_problem(shape: Shape, value: Any, path: str) -> str | None:
-    """What the service checks and botocore's client-side validator does not: patterns, maxima, enums."""
+    """What the service checks and botocore's client-side validator does not: patterns, maxima, enums,
+    and number ranges (botocore checks integer minima only). Every emulator here uses this one walker."""
     meta = shape.metadata
     if shape.type_name == "structure" and isinstance(value, dict):
         assert isinstance(shape, StructureShape)
@@ -85,7 +86,29 @@ def _server_side_problem(shape: Shape, value: Any, path: str) -> str | None:
             return f"{path} is longer than {meta['max']}"
         if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
             return f"{path} does not match {meta['pattern']}"
+    elif (
+        shape.type_name in ("integer", "long", "float", "double")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]))
+    ):
+        return f"{path} is outside [{meta.get('min')}, {meta.get('max')}]"
     return None
+
+
+def model_problem(input_shape: Shape, params: dict[str, Any]) -> str | None:
+    """Why the service would refuse a request, or None: botocore's validator against the installed
+    service model, then what the service checks beyond it (`_server_side_problem`)."""
+    report = ParamValidator().validate(params, input_shape)
+    if report.has_errors():
+        return str(report.generate_report())
+    return _server_side_problem(input_shape, params, "")
+
+
+def take_failure(fail_next: dict[str, list[str]], operation: str) -> str | None:
+    """The error code a test asked this operation to fail with next (the emulators' `fail_next` hook)."""
+    pending = fail_next.get(operation)
+    return pending.pop(0) if pending else None
 
 
 class ChimeEmulator:
@@ -280,18 +303,10 @@ class ChimeEmulator:
 
     # --- internals ----------------------------------------------------------------------------
     def _check(self, operation: str, params: dict[str, Any]) -> None:
-        pending = self.fail_next.get(operation)
-        if pending:
-            code = pending.pop(0)
+        code = take_failure(self.fail_next, operation)
+        if code:
             raise _client_error(operation, code, f"emulated {code}", {"retry-after": "2"})
-        input_shape = service_model().operation_model(operation).input_shape
-        try:
-            report = ParamValidator().validate(params, input_shape)
-        except ParamValidationError as exc:  # pragma: no cover - validate() returns a report
-            raise _client_error(operation, "BadRequestException", str(exc)) from None
-        if report.has_errors():
-            raise _client_error(operation, "BadRequestException", report.generate_report())
-        problem = _server_side_problem(input_shape, params, "")
+        problem = model_problem(service_model().operation_model(operation).input_shape, params)
         if problem:
             raise _client_error(operation, "BadRequestException", problem)
 

@@ -34,12 +34,11 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError
 from botocore.model import ServiceModel, StructureShape
-from botocore.validate import ParamValidator
 
 from videocall.local.chime_emulator import _client_error as _service_error
-from videocall.local.chime_emulator import _server_side_problem
+from videocall.local.chime_emulator import model_problem, take_failure
 
 SERVICE = "comprehendmedical"
 MODEL_VERSION = "local-stand-in-not-medical-advice"
@@ -207,28 +206,23 @@ class LocalComprehendMedical:
     # --- internals ----------------------------------------------------------------------------
     def _check(self, operation: str, params: dict[str, Any]) -> str:
         """The request's Text, once the request is one the service would accept."""
-        pending = self.fail_next.get(operation)
-        if pending:
-            code = pending.pop(0)
+        code = take_failure(self.fail_next, operation)
+        if code:
             raise _client_error(operation, code, f"emulated {code}", {"retry-after": "2"})
-        input_shape = service_model().operation_model(operation).input_shape
-        try:
-            report = ParamValidator().validate(params, input_shape)
-        except ParamValidationError:  # pragma: no cover - validate() returns a report
-            raise _client_error(operation, "InvalidRequestException", "Invalid request") from None
-        if report.has_errors():
-            raise _client_error(operation, "InvalidRequestException", report.generate_report())
-        text: str = params["Text"]
-        if len(text) > text_limit(operation):
-            raise _client_error(
-                operation, "TextSizeLimitExceededException", f"Text is longer than {text_limit(operation)} characters"
-            )
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _client_error(operation, "InvalidEncodingException", "Text is not valid UTF-8") from None
-        problem = _server_side_problem(input_shape, params, "")
+        text = params.get("Text")
+        if isinstance(text, str):  # the service's own answers for these come before a generic refusal
+            if len(text) > text_limit(operation):
+                raise _client_error(
+                    operation, "TextSizeLimitExceededException",
+                    f"Text is longer than {text_limit(operation)} characters",
+                )  # fmt: skip
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _client_error(operation, "InvalidEncodingException", "Text is not valid UTF-8") from None
+        problem = model_problem(service_model().operation_model(operation).input_shape, params)
         if problem:
             raise _client_error(operation, "InvalidRequestException", problem)
+        assert isinstance(text, str)
         self.requests.append((operation, len(text)))
         return text

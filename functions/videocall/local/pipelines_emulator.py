@@ -36,12 +36,11 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.exceptions import ClientError, ParamValidationError
-from botocore.model import ListShape, ServiceModel, Shape, StructureShape
-from botocore.validate import ParamValidator
+from botocore.exceptions import ClientError
+from botocore.model import ServiceModel, StructureShape
 
 from videocall.local.chime_emulator import _client_error as _service_error
-from videocall.local.chime_emulator import _server_side_problem
+from videocall.local.chime_emulator import model_problem, take_failure
 
 SERVICE = "chime-sdk-media-pipelines"
 _STATUS = {
@@ -86,26 +85,6 @@ def service_model() -> ServiceModel:
 
 def _client_error(operation: str, code: str, message: str, headers: dict[str, str] | None = None) -> ClientError:
     return _service_error(operation, code, message, headers, statuses=_STATUS)
-
-
-def _integer_range_problem(shape: Shape, value: Any, path: str) -> str | None:
-    """Integer maxima (TileCount, CornerRadius, ...): checked by the service, not by botocore's validator."""
-    if shape.type_name == "structure" and isinstance(value, dict):
-        assert isinstance(shape, StructureShape)
-        for name, member in shape.members.items():
-            if name in value:
-                problem = _integer_range_problem(member, value[name], f"{path}.{name}")
-                if problem:
-                    return problem
-    elif shape.type_name == "list" and isinstance(value, list):
-        assert isinstance(shape, ListShape)
-        for i, item in enumerate(value):
-            problem = _integer_range_problem(shape.member, item, f"{path}[{i}]")
-            if problem:
-                return problem
-    elif shape.type_name in ("integer", "long") and isinstance(value, int) and value > shape.metadata.get("max", value):
-        return f"{path} is greater than {shape.metadata['max']}"
-    return None
 
 
 def _s3_destination(operation: str, arn: str) -> tuple[str, str]:
@@ -314,22 +293,15 @@ class MediaPipelinesEmulator:
 
     # --- internals ----------------------------------------------------------------------------
     def _check(self, operation: str, params: dict[str, Any]) -> None:
-        pending = self.fail_next.get(operation)
-        if pending:
-            code = pending.pop(0)
+        code = take_failure(self.fail_next, operation)
+        if code:
             raise _client_error(operation, code, f"emulated {code}", {"retry-after": "2"})
         input_shape = service_model().operation_model(operation).input_shape
         assert isinstance(input_shape, StructureShape)
         for name, member in input_shape.members.items():  # what botocore does before sending
             if member.metadata.get("idempotencyToken") and name not in params:
                 params[name] = str(uuid.uuid4())
-        try:
-            report = ParamValidator().validate(params, input_shape)
-        except ParamValidationError as exc:  # pragma: no cover - validate() returns a report
-            raise _client_error(operation, "BadRequestException", str(exc)) from None
-        if report.has_errors():
-            raise _client_error(operation, "BadRequestException", report.generate_report())
-        problem = _server_side_problem(input_shape, params, "") or _integer_range_problem(input_shape, params, "")
+        problem = model_problem(input_shape, params)
         if problem:
             raise _client_error(operation, "BadRequestException", problem)
 

@@ -20,7 +20,8 @@ from videocall.core.db import Database, Row
 _SESSION_COLUMNS = """
     s.id::text AS session_id, s.status AS session_status, s.generation, s.client_request_token,
     s.meeting_id, s.external_meeting_id, s.meeting_arn, s.media_region, s.media_placement,
-    s.meeting_features, s.recording_enabled, s.recording_state, s.transcription_enabled, s.transcription_language,
+    s.meeting_features, s.recording_enabled, s.recording_state, s.transcription_state, s.transcription_enabled,
+    s.transcription_language,
     s.created_by::text AS created_by, s.ended_by::text AS ended_by, s.created_at, s.ended_at,
     s.updated_at < now() - make_interval(secs => %(stale_seconds)s) AS session_stale"""
 

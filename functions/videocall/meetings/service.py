@@ -82,6 +82,7 @@ class MeetingJoin:
     # Who joined which appointment's meeting: other contexts act on the same call without a new read.
     caller: Caller | None = None
     appointment: Appointment | None = None
+    transcription_state: str = "off"  # the session's, as read (a live meeting may be transcribed already)
 
 
 @dataclass
@@ -329,6 +330,7 @@ class MeetingService:
             transcription_enabled=row["transcription_enabled"],
             caller=caller,
             appointment=appointment,
+            transcription_state=row["transcription_state"],
         )
 
     def _mark_gone(self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None) -> None:

@@ -9,6 +9,7 @@ from videocall.core.errors import RecordingInProgress
 from videocall.core.observability import MetricUnit, metrics
 from videocall.core.storage import ObjectStore
 from videocall.recordings.repository import RUNNING, RecordingRepository
+from videocall.recordings.service import artifact_file_name
 
 
 class RecordingsContent:
@@ -33,7 +34,7 @@ class RecordingsContent:
                 "artifacts": [],
             }  # fmt: skip
             for artifact in row["artifacts"]:
-                name = f"{row['meeting_id']}-r{row['sequence']}-{artifact['kind']}"
+                name = artifact_file_name(row["meeting_id"], row["sequence"], artifact["kind"], artifact["key"])
                 item["artifacts"].append({
                     "kind": artifact["kind"], "sizeBytes": artifact["sizeBytes"],
                     "downloadUrl": self._store.download_link(artifact["key"], name),

@@ -66,6 +66,11 @@ def recording_prefix(appointment_id: str, meeting_id: str) -> str:
     return f"recordings/{appointment_id}/{meeting_id}"
 
 
+def artifact_file_name(meeting_id: str, sequence: int, kind: str, key: str) -> str:
+    """What a download is saved as: <meeting>-r<sequence>-<kind>.<the object's extension>."""
+    return f"{meeting_id}-r{sequence}-{kind}{PurePosixPath(key).suffix}"
+
+
 def summary(row: Row) -> dict[str, Any]:
     def iso(value: Any) -> str | None:
         return value.isoformat() if value else None
@@ -91,14 +96,6 @@ class RecordingService:
         self._store = store
         self._gate = gate
         self._links_for_patient = links_for_patient
-        # Sessions whose capture just completed: the face hands them on (the transcript is built from
-        # them), then clears the list.
-        self.completed_sessions: list[str] = []
-
-    def take_completed(self) -> list[str]:
-        """The sessions whose capture completed since the last call (each once)."""
-        done, self.completed_sessions = self.completed_sessions, []
-        return list(dict.fromkeys(done))
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:
@@ -377,7 +374,7 @@ class RecordingService:
             for artifact in rec["artifacts"]:
                 shown: dict[str, Any] = {k: artifact[k] for k in ("kind", "sizeBytes", "durationMs")}
                 if with_links and rec["state"] == "completed":
-                    name = f"{meeting_id}-r{rec['sequence']}-{artifact['kind']}{PurePosixPath(artifact['key']).suffix}"
+                    name = artifact_file_name(meeting_id, rec["sequence"], artifact["kind"], artifact["key"])
                     shown["downloadUrl"] = self._store.download_link(artifact["key"], name)
                     audits.append(self._audit(caller.user_id, "recording.download_link", appointment, meeting_id,
                                               request_id, details={"recording_id": rec["recording_id"],
@@ -391,8 +388,17 @@ class RecordingService:
         return view
 
     # --- pipeline events (EventBridge `Chime Media Pipeline State Change`) ---------------------------
-    def on_pipeline_event(self, *, event_id: str, event_type: str, pipeline_id: str, at_ms: int) -> str:
-        """Pipeline events do not say which kind of pipeline they are about: match the stored ids."""
+    def on_pipeline_event(
+        self, *, event_id: str, event_type: str, pipeline_id: str, at_ms: int
+    ) -> tuple[str, str | None]:
+        """Pipeline events do not say which kind of pipeline they are about: match the stored ids.
+        The outcome, and the session whose capture this event completed (its transcript is built next)."""
+        outcome = self._pipeline_event(event_id=event_id, event_type=event_type, pipeline_id=pipeline_id, at_ms=at_ms)
+        if isinstance(outcome, tuple):
+            return outcome
+        return outcome, None
+
+    def _pipeline_event(self, *, event_id: str, event_type: str, pipeline_id: str, at_ms: int) -> str | tuple[str, str]:
         row = self._recordings.by_pipeline(pipeline_id)
         if row is None:
             return "unknown_pipeline"
@@ -428,8 +434,7 @@ class RecordingService:
             return "failed" if changed else "unchanged"
         if event_type == "chime:MediaPipelineDeleted":
             if self.collect_artifacts(row, event_id):
-                self.completed_sessions.append(row["session_id"])
-                return "completed"
+                return "completed", row["session_id"]
             return "waiting_for_artifacts"
         return "ignored"
 
@@ -465,13 +470,15 @@ class RecordingService:
         return done
 
     # --- the reconciler: recordings stuck in a state too long ----------------------------------------
-    def sweep_unfinished(self, *, stuck_seconds: int) -> dict[str, int]:
+    def sweep_unfinished(self, *, stuck_seconds: int) -> tuple[dict[str, int], list[str]]:
+        """Counts by outcome, and the sessions whose capture this sweep completed."""
         outcome = {"completed": 0, "failed": 0, "still_processing": 0}
+        completed: list[str] = []
         for row in self._recordings.unfinished(older_than_seconds=stuck_seconds):
             appointment = Appointment(row["appointment_id"], "", row["patient_id"], True, "in_progress")
             if row["state"] == "processing" and self.collect_artifacts(row, None):
                 outcome["completed"] += 1
-                self.completed_sessions.append(row["session_id"])
+                completed.append(row["session_id"])
                 continue
             status = self._pipelines.status(row["capture_pipeline_id"]) if row["capture_pipeline_id"] else None
             if row["state"] == "processing" and status in ("Stopping",):
@@ -497,7 +504,7 @@ class RecordingService:
         if outcome["failed"]:
             count_failure("recording_stuck")
             metrics.add_metric(name="RecordingFailures", unit=MetricUnit.Count, value=outcome["failed"])
-        return outcome
+        return outcome, completed
 
     def _fail_processing(self, row: Row, appointment: Appointment) -> None:
         self._recordings.apply_event(

@@ -32,8 +32,6 @@ ROUTES: tuple[Route, ...] = (
     ),
 )  # fmt: skip
 
-__all__ = ["ROUTES", "START_TRANSCRIPTION", "STOP_RECORDING", "page_body", "status_body"]
-
 
 def status_body(status: TranscriptionStatus) -> dict[str, Any]:
     body: dict[str, Any] = {"meetingId": status.meeting_id, "transcriptionState": status.state,

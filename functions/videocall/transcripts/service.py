@@ -51,6 +51,7 @@ EVENTS: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 ENGLISH = ("en-US", "en-GB", "en-AU")
 MAX_PAGE = 500
+CONSENT_CHECKED_BY_STATEMENT = "checked_by_statement"  # no consent read beforehand: the update checks it
 
 # (actor, appointment, session row with meeting_id/meeting_arn/session_id, request id) -> None
 CaptureStarter = Callable[[str, Appointment, Row, str | None], Any]
@@ -126,15 +127,16 @@ class TranscriptService:
 
     def start_on_create(
         self, caller: Caller, appointment: Appointment, session_id: str, meeting: dict[str, Any], language: str,
-        request_id: str | None,
+        transcription_state: str, request_id: str | None,
     ) -> TranscriptionStatus:  # fmt: skip
         """create with enableTranscription: the meeting exists whatever happens here."""
         meeting_id = meeting["MeetingId"]
         if not is_clinical_controller(caller, appointment, Membership()):
             return TranscriptionStatus(meeting_id, "off", reason="clinician_only")
-        row = dict(self._transcripts.build_context(session_id) or {})
-        row.update(session_id=session_id, meeting_id=meeting_id, meeting_arn=meeting.get("MeetingArn"),
-                   session_status="active")  # fmt: skip
+        # What create already read; consent is checked by the statement that begins the start.
+        row = {"session_id": session_id, "meeting_id": meeting_id, "meeting_arn": meeting.get("MeetingArn"),
+               "session_status": "active", "transcription_state": transcription_state,
+               "consent_transcription": CONSENT_CHECKED_BY_STATEMENT}  # fmt: skip
         try:
             return self._start(caller.user_id, appointment, row, request_id, language, None, wait=True)
         except ConsentRequired:
@@ -156,7 +158,18 @@ class TranscriptService:
         chosen = plan(language or row.get("transcription_language") or "en-US", policy=self._policy,
                       medical_region=self._regions[0], standard_region=self._regions[1])  # fmt: skip
         chosen_specialty = check_specialty(specialty or self._specialty)
-        if row.get("consent_transcription") != "granted":
+        # Consent is checked by the statement that begins the start (so a withdrawal cannot slip in);
+        # a value already read ("refused", or no decision) saves that round trip.
+        begun = row.get("consent_transcription") in ("granted", CONSENT_CHECKED_BY_STATEMENT) and (
+            self._transcripts.set_state(
+                session_id=row["session_id"], state="starting", language=chosen.language, engine=chosen.engine,
+                region=chosen.region, only_with_consent=True,
+                audit=self._audit(actor, "transcription.start", appointment, meeting_id, request_id,
+                                  details={"engine": chosen.engine, "region": chosen.region,
+                                           "language": chosen.language}),
+            )
+        )  # fmt: skip
+        if not begun:
             if wait:
                 self._transcripts.set_state(
                     session_id=row["session_id"], state="waiting_for_consent", language=chosen.language, engine=None,
@@ -164,15 +177,6 @@ class TranscriptService:
                     audit=self._audit(actor, "transcription.start", appointment, meeting_id, request_id,
                                       outcome="denied", details={"reason": "consent_required", "waiting": True}),
                 )  # fmt: skip
-            raise ConsentRequired("The patient has not granted consent to transcribe this appointment.")
-        begun = self._transcripts.set_state(
-            session_id=row["session_id"], state="starting", language=chosen.language, engine=chosen.engine,
-            region=chosen.region, only_with_consent=True,
-            audit=self._audit(actor, "transcription.start", appointment, meeting_id, request_id,
-                              details={"engine": chosen.engine, "region": chosen.region,
-                                       "language": chosen.language}),
-        )  # fmt: skip
-        if not begun:  # consent was withdrawn a moment ago
             raise ConsentRequired("The patient has not granted consent to transcribe this appointment.")
         try:
             self._captures(actor, appointment, row, request_id)  # the transcript reaches S3 only through a capture
@@ -392,8 +396,8 @@ class TranscriptService:
         patient_reads = self._for_patient and caller.user_id == appointment.patient_id
         if not (controller or patient_reads):
             # The transcript is for clinical staff (and the patient by setting): others answer as outsiders.
-            self._gate.check(lambda: _raise(MeetingNotFound()), caller=caller, action="transcript.view", row=row,
-                             meeting_id=meeting_id, request_id=request_id)  # fmt: skip
+            self._gate.check(self._outsider, caller=caller, action="transcript.view", row=row, meeting_id=meeting_id,
+                             request_id=request_id)  # fmt: skip
         start = decode_cursor(after) if after else 0
         limit = max(1, min(limit, MAX_PAGE))
         page = TranscriptPage(meeting_id, row["transcription_state"])
@@ -468,6 +472,10 @@ class TranscriptService:
         return caller, appointment, row
 
     @staticmethod
+    def _outsider() -> Any:
+        raise MeetingNotFound()
+
+    @staticmethod
     def _status(row: Row) -> TranscriptionStatus:
         return TranscriptionStatus(row["meeting_id"], row["transcription_state"], row.get("transcription_language"),
                                    row.get("transcription_engine"), row.get("transcription_region"))  # fmt: skip
@@ -479,10 +487,6 @@ class TranscriptService:
     ) -> AuditEntry:  # fmt: skip
         return AuditEntry(actor, action, appointment.id, appointment.patient_id or None, meeting_id, request_id,
                           outcome=outcome, details=details)  # fmt: skip
-
-
-def _raise(error: DomainError) -> Any:
-    raise error
 
 
 def _segment(r: Row) -> dict[str, Any]:
