@@ -185,7 +185,7 @@ class MeetingNotFound(DomainError):
 class AppointmentNotOpen(DomainError):
     status = 409
     code = "appointment_not_open"
-    message = "The appointment is completed or cancelled."
+    message = "The appointment is completed, cancelled or erased."
 
 
 class CreateInProgress(DomainError):

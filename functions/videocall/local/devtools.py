@@ -79,7 +79,8 @@ def seed(database_url: str, data: dict[str, Any], project_id: str) -> list[dict[
                    VALUES (%s, %s, %s, %s, %s, %s)
                    ON CONFLICT (id) DO UPDATE SET provider_id = EXCLUDED.provider_id,
                        patient_id = EXCLUDED.patient_id, video_enabled = EXCLUDED.video_enabled,
-                       scheduled_at = EXCLUDED.scheduled_at, status = EXCLUDED.status""",
+                       scheduled_at = EXCLUDED.scheduled_at, status = EXCLUDED.status,
+                       erased_at = NULL  -- seeding again after trying erasure gives a usable appointment""",
                 (
                     appt["id"],
                     user_id(appt["provider"]),
