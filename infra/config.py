@@ -7,6 +7,7 @@
 | region | eu-central-1 | everything deploys here (Chime control + media region) |
 | databaseMode | aurora | `aurora` (Serverless v2 + RDS Proxy, IAM auth) or `external` (existing PostgreSQL) |
 | externalDatabaseSecretArn | - | databaseMode=external: secret {host, port, username, password, dbname} |
+| pushCredentialsSecretArn | - | an existing secret with the FCM service-account JSON (else the stack makes one) |
 | recordingRetentionDays | 90 | the retention job deletes recordings after this many days (lifecycle: +7) |
 | emptyMeetingGraceSeconds | 120 | a recorded meeting nobody is connected to is ended after this long (>= 30) |
 | recordingLinkSeconds | 900 | lifetime of a recording download link (60-3600) |
@@ -22,6 +23,7 @@
 | transcriptionSpecialty | PRIMARYCARE | Transcribe Medical specialty |
 | transcriptForPatient | false | patients may read their own transcript (else clinical staff only) |
 | transcriptRetentionDays | 90 | the retention job deletes transcripts and clinical records after this many days |
+| chatRetentionDays | 90 | the retention job deletes chat messages and attachments after this many days (lifecycle +7) |
 | comprehendMedicalRegion | eu-west-1 | Comprehend Medical region (not offered in eu-central-1) |
 | icd10Inference | true | ICD-10-CM candidates (comprehendmedical:InferICD10CM) besides the medical entities |
 | clinicalSummary | false | a draft SOAP note from Amazon Bedrock; off: no Bedrock permission at all |
@@ -64,6 +66,7 @@ class StageConfig:
     region: str = "eu-central-1"
     database_mode: str = "aurora"
     external_database_secret_arn: str | None = None
+    push_credentials_secret_arn: str | None = None
     recording_retention_days: int = 90
     empty_meeting_grace_seconds: int = 120
     recording_link_seconds: int = 900
@@ -79,6 +82,7 @@ class StageConfig:
     transcription_specialty: str = "PRIMARYCARE"
     transcript_for_patient: bool = False
     transcript_retention_days: int = 90
+    chat_retention_days: int = 90
     comprehend_medical_region: str = "eu-west-1"
     icd10_inference: bool = True
     clinical_summary: bool = False
@@ -111,6 +115,8 @@ class StageConfig:
             raise ConfigError("databaseMode must be aurora or external")
         if self.database_mode == "external" and not self.external_database_secret_arn:
             raise ConfigError("databaseMode=external needs externalDatabaseSecretArn")
+        if self.push_credentials_secret_arn and not self.push_credentials_secret_arn.startswith("arn:aws"):
+            raise ConfigError("pushCredentialsSecretArn must be a Secrets Manager secret's full ARN")
         for name in (
             "region",
             "transcription_region",
@@ -124,6 +130,8 @@ class StageConfig:
             raise ConfigError("recordingRetentionDays must be at least 1")
         if self.transcript_retention_days < 1:
             raise ConfigError("transcriptRetentionDays must be at least 1")
+        if self.chat_retention_days < 1:
+            raise ConfigError("chatRetentionDays must be at least 1")
         # The same checks the functions make at cold start (videocall.core.settings), refused at synth instead.
         if self.transcription_region not in MEDICAL_TRANSCRIPTION_REGIONS:
             raise ConfigError(
@@ -172,6 +180,7 @@ class StageConfig:
             region=str(get("region", "eu-central-1")),
             database_mode=str(get("databaseMode", "aurora")),
             external_database_secret_arn=get("externalDatabaseSecretArn"),
+            push_credentials_secret_arn=get("pushCredentialsSecretArn"),
             recording_retention_days=int(get("recordingRetentionDays", 90)),
             empty_meeting_grace_seconds=int(get("emptyMeetingGraceSeconds", 120)),
             recording_link_seconds=int(get("recordingLinkSeconds", 900)),
@@ -187,6 +196,7 @@ class StageConfig:
             transcription_specialty=str(get("transcriptionSpecialty", "PRIMARYCARE")),
             transcript_for_patient=bool(as_bool(get("transcriptForPatient", False))),
             transcript_retention_days=int(get("transcriptRetentionDays", 90)),
+            chat_retention_days=int(get("chatRetentionDays", 90)),
             comprehend_medical_region=str(get("comprehendMedicalRegion", "eu-west-1")),
             icd10_inference=bool(as_bool(get("icd10Inference", True))),
             clinical_summary=bool(as_bool(get("clinicalSummary", False))),

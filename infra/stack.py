@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.bundling import function_code
 from infra.components.api import MeetingApi
+from infra.components.attachments import AttachmentsBucket
 from infra.components.audit import RecordingsAccessTrail
 from infra.components.database import Database
 from infra.components.events import ChimeEvents, ScheduledJobs
@@ -16,6 +17,7 @@ from infra.components.keys import EncryptionKeys
 from infra.components.migrations import MigrationsOnDeploy
 from infra.components.monitoring import Monitoring
 from infra.components.network import Network
+from infra.components.push import PushCredentials
 from infra.components.recordings import RecordingsBucket
 from infra.config import StageConfig
 
@@ -58,6 +60,16 @@ class VideoCallStack(Stack):
             log_retention_days=config.log_retention_days,
             log_retention=log_retention,
         )
+        attachments = AttachmentsBucket(
+            self,
+            "Attachments",
+            retention_days=config.chat_retention_days,
+            access_logs=recordings.log_bucket,
+            prod=config.is_prod,
+        )
+        push = PushCredentials(
+            self, "PushCredentials", key=keys.data, prod=config.is_prod, imported_arn=config.push_credentials_secret_arn
+        )
         factory = FunctionFactory(
             self,
             "Functions",
@@ -73,8 +85,10 @@ class VideoCallStack(Stack):
                 bedrock=BedrockModel(config.bedrock_region, config.bedrock_model_id)
                 if config.clinical_summary
                 else None,
+                attachments=attachments.resources,
+                push=push.resources,
             ),
-            environment=database.environment,
+            environment={**database.environment, **attachments.environment},
         )
         api = MeetingApi(self, "Api", config=config, factory=factory, key=keys.data, log_retention=log_retention)
         chime_events = ChimeEvents(self, "ChimeEvents", factory=factory, key=keys.data)
@@ -110,4 +124,11 @@ class VideoCallStack(Stack):
             f"#dashboards:name={monitoring.dashboard.dashboard_name}",
         )
         CfnOutput(self, "RecordingsBucketName", value=recordings.bucket.bucket_name)
+        CfnOutput(self, "AttachmentsBucketName", value=attachments.bucket.bucket_name)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        CfnOutput(
+            self,
+            "PushCredentialsSecretArn",
+            value=push.secret.secret_arn,
+            description="Put the Firebase service-account JSON here (push notifications)",
+        )

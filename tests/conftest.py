@@ -38,7 +38,7 @@ from videocall.http import build_resolver, make_lambda_handler
 from videocall.local.chime_emulator import ChimeEmulator
 from videocall.local.devtools import emulator_id_token
 from videocall.local.pipelines_emulator import MediaPipelinesEmulator
-from videocall.local.s3 import ensure_recordings_bucket, kms_client, s3_client
+from videocall.local.s3 import ensure_attachments_bucket, ensure_recordings_bucket, kms_client, s3_client
 from videocall.local.server import LambdaContextStub, rest_event
 from videocall.local.stack import BUS, wire
 from videocall.runtime import Runtime, build_runtime, use_runtime
@@ -46,9 +46,13 @@ from videocall.runtime import Runtime, build_runtime, use_runtime
 PROJECT = "videocall-test"
 TABLES = (
     "audit_events, meeting_attendees, video_call_sessions, appointments, users, appointment_consents, recordings, "
-    "recording_artifacts, chime_events_seen, attendee_presence, session_presence, legal_holds"
+    "recording_artifacts, chime_events_seen, attendee_presence, session_presence, legal_holds, "
+    "appointment_call_settings, lobby_entries, participant_controls, session_controls, call_feedback, "
+    "chat_conversations, chat_messages, chat_attachments, chat_reactions, chat_read_receipts, "
+    "push_devices, call_rings"
 )
 BUCKET = "videocall-test-recordings"
+ATTACHMENTS_BUCKET = "videocall-test-attachments"
 SINK_ROLE = "arn:aws:iam::111122223333:role/videocall-test-pipeline-sink"
 
 
@@ -118,6 +122,7 @@ class LocalAws:
     s3: Any
     kms: Any
     key_arn: str
+    attachments_key_arn: str = ""
 
     def objects(self, prefix: str = "") -> list[str]:
         return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
@@ -131,7 +136,8 @@ class LocalAws:
 def aws() -> Iterator[LocalAws]:
     with mock_aws():
         s3, kms = s3_client(None), kms_client(None)
-        yield LocalAws(s3, kms, ensure_recordings_bucket(s3, kms, BUCKET))
+        yield LocalAws(s3, kms, ensure_recordings_bucket(s3, kms, BUCKET),
+                       ensure_attachments_bucket(s3, kms, ATTACHMENTS_BUCKET))  # fmt: skip
 
 
 @pytest.fixture
@@ -139,6 +145,7 @@ def settings(clean_db: str, aws: LocalAws) -> Settings:
     return Settings.from_env({
         **os.environ, "DATABASE_URL": clean_db, "RECORDINGS_BUCKET": BUCKET,
         "RECORDINGS_KMS_KEY_ARN": aws.key_arn, "PIPELINE_SINK_ROLE_ARN": SINK_ROLE,
+        "ATTACHMENTS_BUCKET": ATTACHMENTS_BUCKET, "ATTACHMENTS_KMS_KEY_ARN": aws.attachments_key_arn,
     })  # fmt: skip
 
 
@@ -223,6 +230,9 @@ class Api:
 
     def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return self.call("PUT", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return self.call("PATCH", path, body, **kw)
 
     def legacy(self, body: Any, **kw: Any) -> Reply:
         return self.call("POST", "/chime-meeting-token", body, **kw)

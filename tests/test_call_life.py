@@ -196,7 +196,7 @@ def test_recordings_stuck_processing_complete_when_files_landed_or_fail(
 FIXTURES = Path(__file__).parent / "fixtures" / "chime_events.json"
 # What each fixture event does to the call, in order (the file holds one of every event type handled).
 EXPECTED = [
-    {"ignored": "chime:MeetingStarted"},
+    {"handled": "chime:MeetingStarted", "rang": 0},  # the patient was rung when the meeting was created
     {"handled": "chime:AttendeeJoined", "outcome": "joined"},
     {"handled": "chime:MediaPipelineInProgress", "outcome": "unchanged"},  # already on after the start
     {"handled": "chime:MediaPipelineTemporaryFailure", "outcome": "interrupted"},

@@ -62,7 +62,7 @@ def test_database_refuses_a_second_live_session(world: World, clean_db: str):
             )
 
 
-def test_chime_outage_on_create_keeps_a_failed_row_and_no_meeting(
+def test_chime_outage_on_create_keeps_the_row_creating_and_the_retry_gets_the_same_meeting(
     api: Api, world: World, emulator: ChimeEmulator, clean_db: str
 ):
     emulator.fail_next["CreateMeeting"] = ["ServiceUnavailableException"]
@@ -71,16 +71,31 @@ def test_chime_outage_on_create_keeps_a_failed_row_and_no_meeting(
 
     assert (reply.status, reply.code) == (503, "chime_unavailable")
     assert int(reply.headers["Retry-After"]) >= 1
-    (row,) = query(clean_db, "SELECT status, error_message, error_occurred_at, meeting_id FROM video_call_sessions")
-    assert row["status"] == "failed" and row["error_message"] and row["error_occurred_at"] is not None
-    assert row["meeting_id"] is None and emulator.meeting_count == 0
+    (row,) = query(clean_db, "SELECT status, meeting_id, client_request_token FROM video_call_sessions")
+    assert row["status"] == "creating" and row["meeting_id"] is None and emulator.meeting_count == 0
 
-    # The retry starts the next generation and works.
+    # The retry finishes the same generation: one row, one meeting.
     again = api.legacy(create_body(), token=world.provider.token)
     assert again.status == 200
-    assert [r["status"] for r in query(clean_db, "SELECT status FROM video_call_sessions ORDER BY generation")] == [
-        "failed", "active",
-    ]  # fmt: skip
+    rows = query(clean_db, "SELECT status, client_request_token FROM video_call_sessions")
+    assert rows == [{"status": "active", "client_request_token": row["client_request_token"]}]
+    assert emulator.meeting_count == 1
+
+
+def test_throttled_attendee_on_create_keeps_the_meeting_for_the_retry(
+    api: Api, world: World, emulator: ChimeEmulator, clean_db: str
+):
+    """Under Chime's rate limit a create whose CreateAttendee is throttled must not leave an orphan
+    meeting and start a new generation: the retry gets the meeting it made."""
+    emulator.fail_next["CreateAttendee"] = ["ThrottlingException"] * 5
+
+    assert api.legacy(create_body(), token=world.provider.token).code == "chime_unavailable"
+    assert emulator.meeting_count == 1 and not emulator.deleted
+
+    again = api.legacy(create_body(), token=world.provider.token)
+    assert again.status == 200 and emulator.meeting_count == 1
+    (row,) = query(clean_db, "SELECT status, meeting_id FROM video_call_sessions")
+    assert row == {"status": "active", "meeting_id": again.body["meeting"]["MeetingId"]}
 
 
 def test_attendee_failure_after_the_meeting_was_made_takes_the_meeting_back(

@@ -426,3 +426,11 @@ def test_a_user_added_to_one_meeting_is_not_already_added_in_another(api: Api, w
 
     assert reply.status == 200 and reply.body["attendees"][0]["alreadyAdded"] is False
     assert reply.body["attendees"][0]["attendee"].get("JoinToken")
+
+
+def test_the_old_contract_still_takes_any_language_while_transcription_is_off(api: Api, world: World):
+    """The old app sends a transcriptionLanguage with every create (its example: es-ES); only a
+    transcription that would use it is refused."""
+    reply = api.legacy(create_body(transcriptionLanguage="es-ES", enableTranscription=False, enableRecording=False),
+                       token=world.provider.token)  # fmt: skip
+    assert reply.status == 200, reply.body

@@ -488,7 +488,7 @@ def test_individual_streams_setting_captures_each_attendees_video(
 def test_emulator_meeting_events_reach_the_same_handler(api: Api, world: World, emulator: ChimeEmulator):
     new_meeting(api, world)
     handled = [result for event, result in BUS.delivered if event["detail-type"] == "Chime Meeting State Change"]
-    assert handled and handled[0] == {"ignored": "chime:MeetingStarted"}
+    assert handled and handled[0] == {"handled": "chime:MeetingStarted", "rang": 1}  # the patient is rung
 
 
 def test_consent_withdrawn_while_the_pipelines_are_created_stops_the_recording(

@@ -9,6 +9,9 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from videocall import workflows
+from videocall.controls.admission import MustWait
+from videocall.controls.service import Waiting
+from videocall.core.errors import WaitingRoom
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
 from videocall.meetings.routes import batch_body, end_body, meeting_join_body
@@ -25,17 +28,20 @@ def endpoint(body: Annotated[LegacyRequest, Body()], uid: FirebaseUid, request_i
                 enable_recording=body.enableRecording,
                 enable_transcription=body.enableTranscription,
                 transcription_language=body.transcriptionLanguage,
+                waiting_room=body.waitingRoom,
             )
-            return json_response(
-                # The old response shape, unchanged; recording starts as the flag always promised.
-                200,
-                meeting_join_body(workflows.create_meeting(runtime(), uid, command, request_id).join, with_flags=True),
-            )
+            # The old app knows no 202: a patient of a consultation with a waiting room gets 409 waiting_room
+            # (and is not put in the lobby, where the clinician would wait for an app that never polls).
+            created = workflows.create_meeting(runtime(), uid, command, request_id, lobby=False)
+            assert not isinstance(created, Waiting)
+            # The old response shape, unchanged; recording starts as the flag always promised.
+            return json_response(200, meeting_join_body(created.join, with_flags=True))
         case LegacyJoin():
-            return json_response(
-                200,
-                meeting_join_body(service.join_meeting(uid, body.meetingId, request_id), with_flags=False),
-            )
+            try:
+                joined = service.join_meeting(uid, body.meetingId, request_id)
+            except MustWait:
+                raise WaitingRoom() from None
+            return json_response(200, meeting_join_body(joined, with_flags=False))
         case LegacyBatchJoin():
             return json_response(200, batch_body(service.add_attendees(uid, body.meetingId, body.userIds, request_id)))
         case LegacyEnd():

@@ -6,6 +6,9 @@ videocall dev seed FILE.json        load users and appointments; print ids and I
 videocall dev token FIREBASE_UID    print one emulator ID token
 videocall dev attendee MEETING_ID USER_ID joined|left|dropped
                                     play a client's attendee event into the running local server
+videocall dev notifications [--limit N] [--clear]
+                                    the push notifications the local server would have sent (FCM JSON,
+                                    without tokens), oldest first
 videocall jobs run reconcile|apply_retention
                                     run a scheduled job now (in the running local server)
 videocall privacy export --patient USER_ID --admin FIREBASE_UID
@@ -34,32 +37,40 @@ OPENAPI_FILE = Path(__file__).resolve().parents[2] / "openapi.json"
 
 
 def openapi_document() -> str:
-    from videocall.http import API_TITLE, API_VERSION, build_resolver
+    from videocall.openapi import document
 
-    app = build_resolver()
-    schema = json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION))
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from videocall.local.server import local_database_url, make_server, start_local_storage, use_local_environment
+    from videocall.local.server import (
+        check_connection_budget,
+        local_database_url,
+        make_server,
+        start_local_storage,
+        use_local_environment,
+    )
 
     use_local_environment()
-    local_database_url()
+    check_connection_budget(local_database_url(), args.threads)
     storage = start_local_storage(args.s3_port)
-    server = make_server(args.port, args.host)
+    # Requests are served concurrently: each of --threads workers is one execution environment with
+    # its own runtime and database connection (see videocall.local.server).
+    server = make_server(args.port, args.host, threads=args.threads)
     # A plain `kill` (SIGTERM) shuts down like Ctrl-C: the finally below runs and the embedded
     # PostgreSQL is stopped at exit instead of being left running.
     signal.signal(signal.SIGTERM, _interrupt)
     print(
         json.dumps(
             {
-                "listening": f"http://{args.host}:{args.port}",
+                "listening": f"http://{args.host}:{server.server_address[1]}",
+                "threads": args.threads,
                 "chime": "emulator",
                 "auth": "firebase-emulator",
                 "s3": os.environ["S3_ENDPOINT_URL"],
             }
-        )
+        ),
+        flush=True,
     )
     try:
         server.serve_forever()
@@ -96,6 +107,18 @@ def _post_local(port: int, path: str, body: dict) -> int:
 def _attendee(args: argparse.Namespace) -> int:
     return _post_local(args.port, "/_local/attendee-events",
                        {"meetingId": args.meeting_id, "userId": args.user_id, "event": args.event})  # fmt: skip
+
+
+def _notifications(args: argparse.Namespace) -> int:
+    """What `videocall serve` (another process) recorded in the local data directory instead of sending."""
+    from videocall.local.push import clear_outbox, read_outbox
+
+    if args.clear:
+        clear_outbox()
+        return 0
+    for line in read_outbox(limit=args.limit):
+        print(json.dumps(line, sort_keys=True))
+    return 0
 
 
 def _job(args: argparse.Namespace) -> int:
@@ -216,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--s3-port", type=int, default=9090)
+    serve.add_argument("--threads", type=int, default=8, help="worker threads (each one database connection)")
     serve.set_defaults(run=_serve)
     jobs = commands.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
     job = jobs.add_parser("run", help="run a scheduled job now in the running local server")
@@ -254,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     attendee.add_argument("event", choices=["joined", "left", "dropped"])
     attendee.add_argument("--port", type=int, default=8080)
     attendee.set_defaults(run=_attendee)
+    notifications = dev.add_parser("notifications", help="the pushes `videocall serve` would have sent (FCM JSON)")
+    notifications.add_argument("--limit", type=int, default=20)
+    notifications.add_argument("--clear", action="store_true", help="forget the recorded pushes")
+    notifications.set_defaults(run=_notifications)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -28,12 +28,19 @@ def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     meeting_id = detail.get("meetingId")
     if not meeting_id:
         return {"ignored": event_type}
+    if event_type == "chime:MeetingStarted":
+        # Once per meeting (a retried create makes none): ring the appointment's other participants.
+        rang = rt.notifications.meeting_started(
+            meeting_id=meeting_id, appointment_id=detail.get("externalMeetingId"), at_ms=at_ms
+        )
+        return {"handled": event_type, "rang": rang}
     if event_type == "chime:MeetingEnded":
         changed = rt.lifecycle.record_meeting_ended(meeting_id, at_ms, event_id)
         rt.transcripts.meeting_ended(meeting_id)
         # Chime stops the capture with the meeting; stopping it ourselves starts the concatenation
         # at once and records why (a no-op when nothing runs).
         stopped = rt.recordings.stop_for_meeting(meeting_id, "meeting_ended", event_id)
+        rt.notifications.meeting_ended(meeting_id=meeting_id)  # stop ringing whoever did not answer
         logger.info("meeting ended event", extra={"meeting_id": meeting_id, "changed": changed, "stopped": stopped})
         return {"handled": event_type, "changed": changed, "recordingsStopped": stopped}
     if event_type.startswith("chime:Transcription"):
@@ -48,6 +55,8 @@ def on_meeting_event(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             external_user_id=str(detail.get("externalUserId", "")), network_type=detail.get("networkType"),
             at_ms=at_ms,
         )  # fmt: skip
+        if event_type == "chime:AttendeeJoined":  # answered: stop the ring on all of that user's devices
+            rt.notifications.attendee_joined(meeting_id=meeting_id, attendee_id=detail["attendeeId"])
         return {"handled": event_type, "outcome": outcome}
     return {"ignored": event_type}
 

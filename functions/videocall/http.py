@@ -5,7 +5,9 @@ errors become HTTP responses, and the Lambda entry point every handler module us
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from importlib import import_module
 from typing import Annotated, Any
 
@@ -25,11 +27,12 @@ from videocall.core.errors import (
     DomainError,
     InvalidRequest,
     MalformedJson,
-    ServiceUnavailable,
     UnknownAction,
 )
+from videocall.core.languages import LANGUAGE_FIELDS, unsupported_language
 from videocall.core.observability import count_failure, logger, metrics, safe_traceback, tracer
-from videocall.core.schema import GUID_PATTERN, ErrorResponse
+from videocall.core.schema import GUID_PATTERN
+from videocall.openapi import responses_of
 from videocall.routes import ROUTES, ROUTES_BY_NAME, Route
 from videocall.runtime import runtime
 
@@ -38,9 +41,14 @@ API_VERSION = "1.0.0"
 
 
 # --- dependencies the handlers declare --------------------------------------------------------------
+# The caller's uid, verified by the entry point before the body was read (set for one invocation).
+_VERIFIED_UID: ContextVar[str | None] = ContextVar("verified_uid", default=None)
+
+
 def authenticated_uid(request: Request) -> str:
     """The verified Firebase uid of the caller (401 otherwise)."""
-    return runtime().authenticator.verify(extract_token(request.headers))
+    uid = _VERIFIED_UID.get()
+    return uid if uid is not None else runtime().authenticator.verify(extract_token(request.headers))
 
 
 def request_id(request: Request) -> str | None:
@@ -48,11 +56,13 @@ def request_id(request: Request) -> str | None:
     return context.get("requestId")
 
 
+LANGUAGE_FIELDS_LOC = [(field,) for field in LANGUAGE_FIELDS]
 FirebaseUid = Annotated[str, Depends(authenticated_uid)]
 RequestId = Annotated[str | None, Depends(request_id)]
 MeetingIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The Chime MeetingId (a GUID)")]
 AppointmentIdParam = Annotated[str, Path(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
 PatientIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The patient's user id")]
+UserIdParam = Annotated[str, Path(min_length=1, max_length=64, description="A participant's user id")]
 
 
 # --- response bodies ---------------------------------------------------------------------------------
@@ -69,7 +79,8 @@ def error_response(error: DomainError) -> Response:
     body: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, ServiceUnavailable) else None
+    retry_after = getattr(error, "retry_after", None)  # 503s, and 409s such as attachment_not_scanned
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return json_response(error.status, {"error": body}, headers)
 
 
@@ -80,6 +91,8 @@ def _validation_error(exc: RequestValidationError) -> DomainError:
         return MalformedJson()
     if any(e.get("type") in ("union_tag_invalid", "union_tag_not_found") for e in errors):
         return UnknownAction()
+    if any(e.get("type") == "literal_error" and e.get("loc", ())[-1:] in LANGUAGE_FIELDS_LOC for e in errors):
+        return unsupported_language()  # the 400 with the supported list, as before validation knew the enum
     problems = []
     for e in errors[:10]:
         loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body",)) or "body"
@@ -113,23 +126,19 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     def _no_route(_: NotFoundError) -> Response:
         return json_response(404, {"error": {"code": "route_not_found", "message": "No such route."}})
 
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        # Type and place only: an exception's message can carry data.
-        logger.error("unexpected error", extra={"error_type": type(exc).__name__, "where": safe_traceback(exc)})
-        count_failure("internal")
-        return json_response(500, {"error": {"code": "internal_error", "message": "Something went wrong on our side."}})
+    app.exception_handler(Exception)(_unexpected)
+
+
+def _unexpected(exc: Exception) -> Response:
+    # Type and place only: an exception's message can carry data.
+    logger.error("unexpected error", extra={"error_type": type(exc).__name__, "where": safe_traceback(exc)})
+    count_failure("internal")
+    return json_response(500, {"error": {"code": "internal_error", "message": "Something went wrong on our side."}})
 
 
 def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     _register_error_handlers(app)
-    error_responses: dict[int, Any] = {
-        code: {"description": text, "content": {"application/json": {"model": ErrorResponse}}}
-        for code, text in [(400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
-                           (404, "No such meeting (or not yours)"), (409, "Conflict: consent, legal hold, in progress"),
-                           (410, "Meeting ended"), (503, "Retry later")]
-    }  # fmt: skip
     for route in routes:
         endpoint = import_module(route.module).endpoint
         app.route(
@@ -138,13 +147,7 @@ def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
             summary=route.summary,
             operation_id=route.name,
             status_code=route.status_code,
-            responses={
-                route.status_code: {
-                    "description": "OK",
-                    "content": {"application/json": {"model": route.response_model}},
-                },
-                **error_responses,
-            },
+            responses=responses_of(route),  # from the route table: videocall.openapi
         )(endpoint)
     return app
 
@@ -157,34 +160,50 @@ def make_lambda_handler(
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        refused = _refused_before_parsing(event)
-        if refused is not None:
+        try:
+            refused = _refused_before_parsing(event)
+        except Exception as exc:  # as the resolver's handler would: a 500 that says nothing
+            return _proxy_response(_unexpected(exc))
+        if isinstance(refused, DomainError):
+            if refused.status >= 500:
+                logger.warning("request failed upstream", extra={"error_code": refused.code})
             return _proxy_response(error_response(refused))
-        return app.resolve(_as_json_request(event), context)
+        verified = _VERIFIED_UID.set(refused)
+        try:
+            return app.resolve(_as_json_request(event), context)
+        finally:
+            _VERIFIED_UID.reset(verified)
 
     return handler
 
 
-def _refused_before_parsing(event: dict[str, Any]) -> DomainError | None:
-    """In a fixed order, before any body is read: no token -> 401, too large -> 413, NUL -> 400.
-    (Every route of this API needs a caller; the token itself is verified by the route's dependency.)"""
+# A JSON \u0000 escape: an odd number of backslashes before u0000 (an even number is a literal backslash).
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _refused_before_parsing(event: dict[str, Any]) -> DomainError | str:
+    """In a fixed order, before any body is read: no or bad token -> 401, too large -> 413, NUL -> 400.
+    Every route of this API needs a caller: the token is verified here (its uid returned for the route's
+    dependency), so a forged token with a huge or broken body is a 401, never a 413 or 400."""
     try:
-        extract_token(event.get("headers") or {})
-    except DomainError as missing:
-        return missing
+        uid = runtime().authenticator.verify(extract_token(event.get("headers") or {}))
+    except DomainError as refused:
+        return refused
     body = event.get("body") or ""
     if len(body) > runtime().settings.max_body_bytes:
         return BodyTooLarge()
-    if "\x00" in body or "\\u0000" in body:
+    if "\x00" in body or _NUL_ESCAPE.search(body):
         # PostgreSQL text cannot hold NUL; no field of this API needs one.
         return InvalidRequest("The request body contains a NUL character.")
-    return None
+    return uid
 
 
 def _proxy_response(response: Response) -> dict[str, Any]:
+    # With the error's own headers (Retry-After of a 503 when the token certificates are unavailable).
+    own = {k: v for k, v in response.headers.items() if isinstance(v, str)}
     return {
         "statusCode": response.status_code,
-        "headers": {"Content-Type": "application/json"},
+        "headers": {"Content-Type": "application/json", **own},
         "body": response.body,
         "isBase64Encoded": False,
     }

@@ -7,31 +7,41 @@ CDK app (one function per route) all read this table; a route is never written d
 
 from __future__ import annotations
 
+from videocall.chat import routes as chat
 from videocall.consent import routes as consent
+from videocall.controls import routes as controls
 from videocall.core.routing import (
     CLINICAL_RECORD,
+    DELETE_ATTACHMENTS,
     DELETE_RECORDINGS,
     LIST_RECORDINGS,
+    NOTIFY,
     READ_RECORDINGS,
     STOP_RECORDING,
     EventRoute,
     Route,
     ScheduledJob,
 )
+from videocall.feedback import routes as feedback
 from videocall.meetings import routes as meetings
+from videocall.notifications import routes as notifications
 from videocall.privacy import routes as privacy
 from videocall.recordings import routes as recordings
 from videocall.transcripts import routes as transcripts
 
-ROUTES: tuple[Route, ...] = meetings.ROUTES + recordings.ROUTES + transcripts.ROUTES + consent.ROUTES + privacy.ROUTES
+ROUTES: tuple[Route, ...] = (
+    meetings.ROUTES + recordings.ROUTES + transcripts.ROUTES + consent.ROUTES + privacy.ROUTES + controls.ROUTES
+    + feedback.ROUTES + chat.ROUTES + notifications.ROUTES
+)  # fmt: skip
 
 ROUTES_BY_NAME = {route.name: route for route in ROUTES}
 
 EVENT_ROUTES: tuple[EventRoute, ...] = (
     EventRoute(
         "chime_meeting_events", "Chime Meeting State Change", "handlers.chime_meeting_events",
-        "The call's life from Chime: meeting started/ended, attendee presence",
-        STOP_RECORDING,
+        "The call's life from Chime: meeting started/ended, attendee presence; rings the call (push) and cancels "
+        "the ring",
+        (*STOP_RECORDING, *NOTIFY),
     ),
     EventRoute(
         "chime_pipeline_events", "Chime Media Pipeline State Change", "handlers.chime_pipeline_events",
@@ -54,7 +64,7 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob(
         "apply_retention", "cron(15 2 * * ? *)", "handlers.apply_retention",
         "Deletes content past its retention (every object version), except under a legal hold",
-        DELETE_RECORDINGS, timeout_seconds=900,
+        (*DELETE_RECORDINGS, *DELETE_ATTACHMENTS), timeout_seconds=900,
     ),
 )  # fmt: skip
 

@@ -8,11 +8,19 @@ stand-ins (the Chime emulators, a local S3) for the AWS clients.
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from typing import Any
 
+from videocall.chat.content import ChatAttachmentsContent, ChatMessagesContent
+from videocall.chat.repository import ChatRepository
+from videocall.chat.service import ChatService
+from videocall.chat.storage import AttachmentStore
 from videocall.consent.repository import ConsentRepository
 from videocall.consent.service import ConsentService
+from videocall.controls.admission import JoinAdmission
+from videocall.controls.repository import ControlsRepository
+from videocall.controls.service import ControlsService
 from videocall.core.auth import FirebaseAuthenticator
 from videocall.core.context import AccessGate
 from videocall.core.db import Database
@@ -20,10 +28,16 @@ from videocall.core.dbauth import connector
 from videocall.core.records import AppointmentContent
 from videocall.core.settings import Settings, SettingsError, get_settings
 from videocall.core.storage import ObjectStore
+from videocall.feedback.content import FeedbackContent
+from videocall.feedback.repository import FeedbackRepository
+from videocall.feedback.service import FeedbackService
 from videocall.meetings.chime import ChimeClient, ChimeGateway
 from videocall.meetings.lifecycle import MeetingLifecycle
 from videocall.meetings.repository import SessionRepository
 from videocall.meetings.service import MeetingService
+from videocall.notifications.repository import NotificationRepository
+from videocall.notifications.sender import DisabledSender, FcmSender, PushSender
+from videocall.notifications.service import NotificationService
 from videocall.presence.repository import PresenceRepository
 from videocall.presence.service import PresenceService
 from videocall.privacy.repository import PrivacyRepository
@@ -49,6 +63,7 @@ class Runtime:
         s3_client: Any = None,
         medical_client: Any = None,
         bedrock_client: Any = None,
+        push_sender: PushSender | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -57,6 +72,7 @@ class Runtime:
         self._s3_client = s3_client
         self._medical_client = medical_client
         self._bedrock_client = bedrock_client
+        self._push_sender = push_sender
         self.authenticator = FirebaseAuthenticator(settings)
 
     # --- gateways ----------------------------------------------------------------------------------
@@ -87,6 +103,26 @@ class Runtime:
         return ObjectStore(client, s.recordings_bucket, link_seconds=s.recording_link_seconds)
 
     @cached_property
+    def attachments_store(self) -> AttachmentStore:
+        s = self.settings
+        if not s.is_local and not (s.attachments_bucket and s.attachments_kms_key_arn):
+            raise SettingsError("ATTACHMENTS_BUCKET and ATTACHMENTS_KMS_KEY_ARN are required")
+        client = self._s3_client or _s3_client(s.recordings_bucket_region, s.s3_endpoint_url)
+        return AttachmentStore(
+            client, s.attachments_bucket, kms_key_arn=s.attachments_kms_key_arn,
+            upload_seconds=s.attachment_upload_seconds, link_seconds=s.attachment_link_seconds,
+        )  # fmt: skip
+
+    @cached_property
+    def push_sender(self) -> PushSender:
+        """FCM through firebase-admin (the credential from Secrets Manager, loaded on the first send);
+        disabled, with one warning, where no secret is configured; the local fake in local stages."""
+        if self._push_sender is not None:
+            return self._push_sender
+        arn = self.settings.push_credentials_secret_arn
+        return FcmSender(arn) if arn else DisabledSender("PUSH_CREDENTIALS_SECRET_ARN is not set")
+
+    @cached_property
     def gate(self) -> AccessGate:
         return AccessGate(self.db)
 
@@ -98,15 +134,49 @@ class Runtime:
     @cached_property
     def service(self) -> MeetingService:
         """The meetings context's API rules."""
-        return MeetingService(self.sessions, self.chime, self.gate)
+        return MeetingService(
+            self.sessions, self.chime, self.gate,
+            JoinAdmission(waiting_room_default=self.settings.waiting_room_default),
+        )  # fmt: skip
+
+    @cached_property
+    def controls(self) -> ControlsService:
+        return ControlsService(ControlsRepository(self.db), self.chime, self.gate,
+                               lobby_poll_seconds=self.settings.lobby_poll_seconds)  # fmt: skip
+
+    @cached_property
+    def feedback_repository(self) -> FeedbackRepository:
+        return FeedbackRepository(self.db)
+
+    @cached_property
+    def feedback(self) -> FeedbackService:
+        return FeedbackService(self.feedback_repository, self.gate)
 
     @cached_property
     def lifecycle(self) -> MeetingLifecycle:
         return MeetingLifecycle(self.sessions, self.chime)
 
     @cached_property
+    def notifications(self) -> NotificationService:
+        """Devices and pushes: ringing, its cancel, the waiting room's notifications."""
+        return NotificationService(NotificationRepository(self.db), lambda: self.push_sender)
+
+    @cached_property
     def consent(self) -> ConsentService:
         return ConsentService(ConsentRepository(self.db), self.gate, source=self.settings.consent_source)
+
+    @cached_property
+    def chat_repository(self) -> ChatRepository:
+        return ChatRepository(self.db)
+
+    @cached_property
+    def chat(self) -> ChatService:
+        s = self.settings
+        return ChatService(
+            self.chat_repository, self.gate, store=lambda: self.attachments_store, reactions=s.chat_reactions,
+            content_types=s.attachment_content_types, max_bytes=s.attachment_max_bytes,
+            scan_required=s.attachment_scan_required, cursor_key=s.chat_cursor_key,
+        )  # fmt: skip
 
     @cached_property
     def recording_repository(self) -> RecordingRepository:
@@ -167,10 +237,13 @@ class Runtime:
         holders: list[AppointmentContent] = [
             RecordingsContent(self.recording_repository, self.recordings_store),
             TranscriptsContent(self.transcript_repository),
+            FeedbackContent(self.feedback_repository),
+            ChatMessagesContent(self.chat_repository),
+            ChatAttachmentsContent(self.chat_repository, lambda: self.attachments_store, self.chat.scan_refusal),
         ]
         return PrivacyService(
             PrivacyRepository(self.db), holders, retention_days=dict(self.settings.retention_days),
-            consents=self.consent,
+            consents=self.consent, devices=self.notifications,
         )  # fmt: skip
 
 
@@ -182,15 +255,16 @@ def build_runtime(
     s3_client: Any = None,
     db: Database | None = None,
 ) -> Runtime:
-    medical_client = bedrock_client = None
+    medical_client = bedrock_client = push_sender = None
     if settings.chime_backend == "emulator":
         if chime_client is None:
             chime_client, pipelines_client, s3_client = _local_clients(settings, pipelines_client, s3_client)
         medical_client = _local_medical_client()
+        push_sender = _local_push_sender(settings)
     return Runtime(
         settings, db or Database(connector(settings)), chime_client=chime_client,
         pipelines_client=pipelines_client, s3_client=s3_client, medical_client=medical_client,
-        bedrock_client=bedrock_client,
+        bedrock_client=bedrock_client, push_sender=push_sender,
     )  # fmt: skip
 
 
@@ -208,11 +282,21 @@ def _local_medical_client() -> Any:
     return LocalComprehendMedical()
 
 
+def _local_push_sender(settings: Settings) -> Any:
+    """The fake FCM (local and test stages only): records what would have been sent, in memory, and for
+    `videocall serve` also in the local data directory, where `videocall dev notifications` reads it."""
+    from videocall.local.push import LocalPushSender, outbox_path
+
+    return LocalPushSender(outbox_path() if settings.stage == "local" else None)
+
+
 def _aws_client(service: str, region: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    # Throttling is retried by the gateways (with backoff); botocore retries only connection errors.
+    # botocore (standard mode, 2 attempts) retries throttling, 5xx such as ServiceUnavailable and connection
+    # errors once; the gateways add capped, jittered backoff for throttling on top (core/aws.py), so a
+    # throttled call is sent at most 2 x its gateway attempts, then answered 503 with Retry-After.
     config = Config(
         region_name=region,
         retries={"mode": "standard", "total_max_attempts": 2},
@@ -237,10 +321,17 @@ def _s3_client(region: str, endpoint_url: str | None) -> Any:
 
 
 _runtime: Runtime | None = None
+# A thread's own runtime, ahead of the process's: the local server gives one to each worker thread
+# (each its own database connection, never one shared by two requests at once), as Lambda runs one
+# request at a time per execution environment. Lambda never sets it: there, one runtime per process.
+_thread = threading.local()
 
 
 def runtime() -> Runtime:
     global _runtime
+    own: Runtime | None = getattr(_thread, "runtime", None)
+    if own is not None:
+        return own
     if _runtime is None:
         _runtime = build_runtime(get_settings())
     return _runtime
@@ -248,7 +339,12 @@ def runtime() -> Runtime:
 
 def installed() -> bool:
     """Whether a runtime is in place already (tests and the local server install their own)."""
-    return _runtime is not None
+    return _runtime is not None or getattr(_thread, "runtime", None) is not None
+
+
+def use_thread_runtime(value: Runtime | None) -> None:
+    """The calling thread's own runtime from now on (None: back to the process's)."""
+    _thread.runtime = value
 
 
 def use_runtime(value: Runtime | None) -> None:

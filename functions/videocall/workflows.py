@@ -1,6 +1,8 @@
 """Actions that span contexts, composed here in the face so no context reaches into another:
 
 - create (or join the live meeting) and, when recording was asked for, start it or say why not;
+- create or join when the door (controls) says "wait": the patient enters the lobby and the provider
+  is notified; admitting them notifies the patient;
 - record consent, then stop the recordings a withdrawal forbids and start those a grant allows.
 """
 
@@ -9,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from videocall.consent.service import ConsentChange
+from videocall.controls.admission import MustWait
+from videocall.controls.service import LobbyDecision, Waiting
 from videocall.core.access import Appointment
+from videocall.core.errors import WaitingRoom
 from videocall.meetings.service import CreateMeetingCommand, MeetingJoin
 from videocall.recordings.models import RecordingStatus
 from videocall.runtime import Runtime
@@ -23,8 +28,20 @@ class CreatedMeeting:
     transcription: TranscriptionStatus | None = None
 
 
-def create_meeting(rt: Runtime, uid: str, command: CreateMeetingCommand, request_id: str | None) -> CreatedMeeting:
-    join = rt.service.create_meeting(uid, command, request_id)
+def create_meeting(
+    rt: Runtime, uid: str, command: CreateMeetingCommand, request_id: str | None, *, lobby: bool = True
+) -> CreatedMeeting | Waiting:
+    """`lobby=False` (the old contract): a patient the door turns away gets 409 waiting_room instead."""
+    try:
+        join = rt.service.create_meeting(uid, command, request_id)
+    except MustWait as door:
+        if not lobby:
+            raise WaitingRoom() from None
+        return _wait_in_lobby(rt, door, request_id)
+    if command.waiting_room is not None:
+        assert join.caller is not None and join.appointment is not None
+        rt.controls.set_waiting_room(join.caller, join.appointment, command.waiting_room, join.meeting["MeetingId"],
+                                     request_id)  # fmt: skip
     recording = transcription = None
     if command.enable_recording:
         recording = rt.recordings.start_on_create(join, request_id)
@@ -40,6 +57,33 @@ def create_meeting(rt: Runtime, uid: str, command: CreateMeetingCommand, request
             request_id,
         )
     return CreatedMeeting(join, recording, transcription)
+
+
+def join_meeting(rt: Runtime, uid: str, meeting_id: str, request_id: str | None) -> MeetingJoin | Waiting:
+    try:
+        return rt.service.join_meeting(uid, meeting_id, request_id)
+    except MustWait as door:
+        return _wait_in_lobby(rt, door, request_id)
+
+
+def _wait_in_lobby(rt: Runtime, door: MustWait, request_id: str | None) -> Waiting:
+    waiting = rt.controls.wait(door, request_id)
+    if waiting.newly_waiting:
+        rt.notifications.notify_patient_waiting(
+            meeting_id=waiting.meeting_id, appointment_id=waiting.appointment_id, provider_id=waiting.provider_id
+        )
+    return waiting
+
+
+def decide_lobby(
+    rt: Runtime, uid: str, meeting_id: str, user_id: str, decision: str, request_id: str | None
+) -> LobbyDecision:
+    outcome = rt.controls.decide(uid, meeting_id, user_id, decision, request_id)
+    if outcome.decision == "admit" and outcome.was_waiting:
+        rt.notifications.notify_admitted(
+            meeting_id=meeting_id, appointment_id=outcome.appointment_id, user_id=outcome.user_id
+        )
+    return outcome
 
 
 def stop_recording(rt: Runtime, uid: str, meeting_id: str, request_id: str | None) -> RecordingStatus:

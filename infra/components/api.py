@@ -4,9 +4,18 @@ patient data stay out), X-Ray, CORS for the app's origins, and an optional WAF w
 
 Request body size: API Gateway REST has no size setting of its own. The WAF web ACL (prod default)
 blocks bodies over 64 KB at the edge; the functions refuse them too (MAX_BODY_BYTES -> 413).
+
+API Gateway's own answers (unknown route or method, throttling, too large, WAF blocks, timeouts) are
+Gateway Responses in the API's error shape, {"error": {"code", "message"}} as application/json: see
+GATEWAY_RESPONSES. An unknown route and an undeclared method on a known path are one response type to
+API Gateway (MISSING_AUTHENTICATION_TOKEN), so both are 404 route_not_found.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
@@ -22,6 +31,57 @@ from infra.components.functions import FunctionFactory
 from infra.config import StageConfig
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """One of API Gateway's own answers (no function ran), in the API's {"error": {code, message}} shape."""
+
+    type: apigw.ResponseType
+    status: int | None  # None: API Gateway's own status for the type (the DEFAULT_* families)
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> str:
+        return json.dumps({"error": {"code": self.code, "message": self.message}}, separators=(",", ":"))
+
+    @property
+    def template(self) -> str:
+        # Fixed text plus API Gateway's name for what happened: no request value is ever echoed.
+        return json.dumps(
+            {"error": {"code": self.code, "message": self.message,
+                       "details": {"gatewayResponse": "$context.error.responseType"}}},
+            separators=(",", ":"),
+        )  # fmt: skip
+
+
+# An unknown path or an undeclared method (PUT /meetings, TRACE, QUERY) is MISSING_AUTHENTICATION_TOKEN
+# to API Gateway: 404 route_not_found, like the functions' own answer to a path no route matches.
+GATEWAY_RESPONSES: tuple[GatewayAnswer, ...] = (
+    GatewayAnswer(apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, 404, "route_not_found", "No such route."),
+    GatewayAnswer(apigw.ResponseType.RESOURCE_NOT_FOUND, 404, "route_not_found", "No such route."),
+    GatewayAnswer(apigw.ResponseType.THROTTLED, 429, "throttled", "Too many requests; retry later.",
+                  {"Retry-After": "1"}),
+    GatewayAnswer(apigw.ResponseType.QUOTA_EXCEEDED, 429, "throttled", "Too many requests; retry later.",
+                  {"Retry-After": "60"}),
+    GatewayAnswer(apigw.ResponseType.REQUEST_TOO_LARGE, 413, "body_too_large", "The request is too large."),
+    GatewayAnswer(apigw.ResponseType.BAD_REQUEST_PARAMETERS, 400, "invalid_request",
+                  "A path parameter is missing or not valid."),
+    GatewayAnswer(apigw.ResponseType.BAD_REQUEST_BODY, 400, "invalid_request", "The request body is not valid."),
+    GatewayAnswer(apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type",
+                  "This media type is not supported."),
+    GatewayAnswer(apigw.ResponseType.WAF_FILTERED, 403, "request_blocked", "The request was blocked."),
+    # The function could not be invoked (throttled at its reserved concurrency, or failing to start):
+    # a 503 the app retries after Retry-After, never a bare 5xx (benchmarks/ratelimit.py shows the load).
+    GatewayAnswer(apigw.ResponseType.INTEGRATION_FAILURE, 503, "service_unavailable",
+                  "The service is busy; retry later.", {"Retry-After": "1"}),
+    GatewayAnswer(apigw.ResponseType.INTEGRATION_TIMEOUT, 504, "upstream_timeout",
+                  "The request took too long; retry later.", {"Retry-After": "1"}),
+    GatewayAnswer(apigw.ResponseType.DEFAULT_4_XX, None, "bad_request", "The request was refused."),
+    GatewayAnswer(apigw.ResponseType.DEFAULT_5_XX, None, "internal_error", "Something went wrong on our side."),
+)  # fmt: skip
 
 
 class MeetingApi(Construct):
@@ -97,12 +157,15 @@ class MeetingApi(Construct):
             params = {f"method.request.path.{p}": True for p in _path_params(route.path)}
             resource.add_method(
                 route.method,
-                apigw.LambdaIntegration(function, proxy=True),
+                # No console test-invoke permission: one Lambda::Permission per method, not two (the
+                # stack stays under CloudFormation's 500 resources).
+                apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False),
                 operation_name=route.name,
                 request_parameters=params or None,
                 request_validator=validator if params else None,
             )
         self.web_acl = self._waf(config, key, log_retention) if config.waf else None
+        add_gateway_responses(self.api, config.cors_origins)
         self._suppress(config)
 
     def _suppress(self, config: StageConfig) -> None:
@@ -183,11 +246,18 @@ class MeetingApi(Construct):
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=_visibility(f"videocall-{config.stage}"),
+            # The WAF's own blocks answer in the API's error shape too (the rest: WAF_FILTERED above).
+            custom_response_bodies={
+                answer.code: wafv2.CfnWebACL.CustomResponseBodyProperty(
+                    content_type="APPLICATION_JSON", content=answer.body
+                )
+                for answer in WAF_ANSWERS
+            },
             rules=[
                 wafv2.CfnWebACL.RuleProperty(
                     name="BodyOver64KB",
                     priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    action=_block_with(413, "body_too_large"),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
                             field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
@@ -203,7 +273,7 @@ class MeetingApi(Construct):
                 wafv2.CfnWebACL.RuleProperty(
                     name="RatePerIp",
                     priority=1,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    action=_block_with(429, "throttled", retry_after=60),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                             limit=1000, aggregate_key_type="IP"
@@ -241,6 +311,42 @@ class MeetingApi(Construct):
             ],
         )
         return acl
+
+
+WAF_ANSWERS = (
+    GatewayAnswer(apigw.ResponseType.WAF_FILTERED, 413, "body_too_large", "The request body is too large."),
+    GatewayAnswer(apigw.ResponseType.WAF_FILTERED, 429, "throttled", "Too many requests; retry later."),
+)
+
+
+def _block_with(status: int, code: str, *, retry_after: int | None = None) -> wafv2.CfnWebACL.RuleActionProperty:
+    headers = [wafv2.CfnWebACL.CustomHTTPHeaderProperty(name="Retry-After", value=str(retry_after))]
+    return wafv2.CfnWebACL.RuleActionProperty(
+        block=wafv2.CfnWebACL.BlockActionProperty(
+            custom_response=wafv2.CfnWebACL.CustomResponseProperty(
+                response_code=status,
+                custom_response_body_key=code,
+                response_headers=headers if retry_after is not None else None,
+            )
+        )
+    )
+
+
+def add_gateway_responses(api: apigw.RestApi, cors_origins: Sequence[str] = ()) -> None:
+    """API Gateway's own answers in the API's error shape (GATEWAY_RESPONSES): the functions' error body,
+    fixed codes and messages, nothing of the request echoed."""
+    headers = {"Content-Type": "'application/json'"}
+    if len(cors_origins) == 1:  # so the app in a browser can read the error (several origins: not expressible)
+        headers["Access-Control-Allow-Origin"] = f"'{cors_origins[0]}'"
+    for response in GATEWAY_RESPONSES:
+        extra = {name: f"'{value}'" for name, value in response.headers.items()}
+        api.add_gateway_response(
+            "Gateway" + response.type.response_type.title().replace("_", ""),
+            type=response.type,
+            status_code=str(response.status) if response.status else None,
+            response_headers={**headers, **extra},
+            templates={"application/json": response.template},
+        )
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

@@ -149,7 +149,7 @@ class FunctionFactory(Construct):
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            environment=self._environment,
+            environment={**self._environment, **self._push_environment(aws_actions)},
             environment_encryption=self._key,
             vpc=self._vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
@@ -160,6 +160,13 @@ class FunctionFactory(Construct):
         self.functions[name] = function
         self._suppress(name, role, function, grants=grants, asynchronous=bool(dead_letter_queue))
         return function
+
+    def _push_environment(self, aws_actions: tuple[str, ...]) -> dict[str, str]:
+        """Where the push credential is, told only to the functions that may read it (they send pushes)."""
+        push = self._recordings.push
+        if push is None or "secretsmanager:GetSecretValue" not in aws_actions:
+            return {}
+        return {"PUSH_CREDENTIALS_SECRET_ARN": push.secret.secret_arn}
 
     @staticmethod
     def _suppress(

@@ -13,6 +13,7 @@ what is not from the SAR):
 |---|---|---|
 | chime:CreateMeeting | none (tag keys only) | `*` |
 | chime:Create/Get/Delete/BatchCreateAttendee, DeleteMeeting, GetMeeting | meeting* | `meeting/*` (1) |
+| chime:UpdateAttendeeCapabilities, BatchUpdateAttendeeCapabilitiesExcept | meeting* | `meeting/*` (1) |
 | chime:StartMeetingTranscription, StopMeetingTranscription | meeting* (4) | `meeting/*` (1) |
 | chime:CreateMediaCapturePipeline, CreateMediaConcatenationPipeline | none (2) | `*` |
 | chime:DeleteMediaCapturePipeline, GetMediaPipeline | media-pipeline* | `media-pipeline/*` (1) |
@@ -23,6 +24,10 @@ what is not from the SAR):
 | kms:Decrypt | key* (key kms:ViaService) | the recordings key, through S3 only |
 | comprehendmedical:DetectEntitiesV2, InferICD10CM | none | `*` |
 | bedrock:InvokeModel (the Converse API) | foundation-model, inference-profile, ... | the configured model only (5) |
+| s3:PutObject, GetObject(Tagging), DeleteObject(Version) `@attachments` | object | `<bucket>/attachments/*` (6) |
+| s3:ListBucketVersions `@attachments` | bucket (key s3:prefix) | the attachments bucket, `attachments/*` |
+| kms:GenerateDataKey, kms:Decrypt `@attachments` | key* (key kms:ViaService) | the attachments key, through S3 only |
+| secretsmanager:GetSecretValue | secret* | the push credentials secret only (7) |
 
 (1) this account's and region's. (2) tag condition keys; dependent action s3:GetBucketPolicy.
 (3) condition keys iam:PassedToService, iam:AssociatedResourceArn. The AssociatedResourceArn value
@@ -44,6 +49,16 @@ in the source and every destination region of the profile: `arn:<partition>:bedr
 geography). With clinicalSummary off the code never calls Bedrock, and no role gets bedrock:InvokeModel
 at all; with icd10Inference off, no role gets comprehendmedical:InferICD10CM (`switched_off`).
 
+(6) An action written `<action>@attachments` in a route's aws_actions is the same IAM action granted on the
+chat's attachments bucket and key instead of the recordings ones (one action, two kinds of resource: the
+suffix says which). The presigned POST and GET links the chat hands out carry the function's credentials,
+so its role needs s3:PutObject (+ kms:GenerateDataKey for SSE-KMS) and s3:GetObject (+ kms:Decrypt).
+
+(7) The FCM service-account JSON (infra/components/push.py), read by the functions that send pushes. Its
+companion, granted with it and never listed by a route: kms:Decrypt on the key the secret is encrypted
+with (the stack's data key), only through Secrets Manager (kms:ViaService). The database secret's read
+(external mode) is the database's wiring, not this table's.
+
 CreateMediaCapturePipeline takes the meeting as its SourceArn, but the SAR lists no resource type
 for it (neither meeting nor media-pipeline): scoping it to `meeting/*` or `media-pipeline/*` would
 be AccessDenied, like CreateMeeting scoped to a meeting ARN.
@@ -60,6 +75,7 @@ from aws_cdk import Aws, CfnElement, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 
 from infra.config import StageConfig, inference_profile_geography
 
@@ -79,6 +95,11 @@ class On(Enum):
     RECORDINGS_OBJECTS = "recordings-objects"
     RECORDINGS_KEY = "recordings-key"
     BEDROCK_MODEL = "bedrock-model"
+    ATTACHMENTS_BUCKET = "attachments-bucket"
+    ATTACHMENTS_OBJECTS = "attachments-objects"
+    ATTACHMENTS_KEY = "attachments-key"
+    PUSH_SECRET = "push-secret"  # noqa: S105 - a kind of resource, not a password
+    PUSH_SECRET_KEY = "push-secret-key"  # noqa: S105 - never in RESOURCE_TYPES: granted with PUSH_SECRET
 
 
 RESOURCE_TYPES: dict[str, On] = {
@@ -87,6 +108,8 @@ RESOURCE_TYPES: dict[str, On] = {
     "chime:CreateAttendee": On.MEETING,
     "chime:GetAttendee": On.MEETING,
     "chime:DeleteAttendee": On.MEETING,
+    "chime:UpdateAttendeeCapabilities": On.MEETING,
+    "chime:BatchUpdateAttendeeCapabilitiesExcept": On.MEETING,
     "chime:BatchCreateAttendee": On.MEETING,
     "chime:DeleteMeeting": On.MEETING,
     "chime:GetMeeting": On.MEETING,
@@ -117,7 +140,22 @@ RESOURCE_TYPES: dict[str, On] = {
     "comprehendmedical:InferICD10CM": On.ANY,
     # Bedrock Converse: the one configured model (foundation model, or EU inference profile + its models).
     "bedrock:InvokeModel": On.BEDROCK_MODEL,
+    # The chat's attachments bucket and key (`@attachments`, note 6): upload and download links, the scan
+    # verdict tag, and deleting every version (erasure, retention).
+    "s3:PutObject@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:GetObject@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:GetObjectTagging@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:DeleteObject@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:DeleteObjectVersion@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:ListBucketVersions@attachments": On.ATTACHMENTS_BUCKET,
+    "kms:GenerateDataKey@attachments": On.ATTACHMENTS_KEY,
+    "kms:Decrypt@attachments": On.ATTACHMENTS_KEY,
+    # Push notifications: the FCM service-account credential (note 7).
+    "secretsmanager:GetSecretValue": On.PUSH_SECRET,
 }
+
+# Kinds of resource whose grant needs another, on another resource, that no route lists (note 7).
+COMPANIONS: dict[On, tuple[On, tuple[str, ...]]] = {On.PUSH_SECRET: (On.PUSH_SECRET_KEY, ("kms:Decrypt",))}
 
 # Actions that do not work without others. From the SAR's "dependent actions" column
 # (s3:GetBucketPolicy), and from how this app calls them (the sink role passed with SinkIamRoleArn,
@@ -126,6 +164,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "chime:CreateMediaCapturePipeline": ("s3:GetBucketPolicy", "iam:PassRole"),
     "chime:CreateMediaConcatenationPipeline": ("s3:GetBucketPolicy",),
     "s3:GetObject": ("kms:Decrypt",),
+    "s3:GetObject@attachments": ("kms:Decrypt@attachments",),
+    "s3:PutObject@attachments": ("kms:GenerateDataKey@attachments",),
 }
 
 # Why each wildcard resource is as narrow as it can be: the reasons of the cdk-nag IAM5 suppressions.
@@ -140,7 +180,16 @@ WILDCARD_REASONS: dict[On, str] = {
     "media pipelines only",
     On.RECORDINGS_OBJECTS: "object keys (appointment/meeting/recording) are made at run time; the pattern is the "
     "recordings/ prefix of the recordings bucket only",
+    On.ATTACHMENTS_OBJECTS: "object keys (appointment/attachment id) are made at run time; the pattern is the "
+    "attachments/ prefix of the chat's attachments bucket only",
 }
+# The prefix every chat attachment object is under (videocall.chat.storage).
+ATTACHMENTS_PREFIX = "attachments/"
+
+
+def iam_action(name: str) -> str:
+    """The IAM action of a route's action name: `s3:GetObject@attachments` -> `s3:GetObject`."""
+    return name.split("@", 1)[0]
 
 
 class UnknownAwsAction(ValueError):
@@ -156,6 +205,22 @@ class RecordingsResources:
     sink_role: iam.IRole
     # The Bedrock model the clinical summary uses; None when clinicalSummary is off.
     bedrock: BedrockModel | None = None
+    # The chat's attachments bucket and key (infra/components/attachments.py).
+    attachments: AttachmentsResources | None = None
+    # The FCM service-account secret and the key it is encrypted with (infra/components/push.py).
+    push: PushResources | None = None
+
+
+@dataclass(frozen=True)
+class PushResources:
+    secret: secretsmanager.ISecret
+    key: kms.IKey
+
+
+@dataclass(frozen=True)
+class AttachmentsResources:
+    bucket: s3.IBucket
+    key: kms.IKey
 
 
 @dataclass(frozen=True)
@@ -236,6 +301,10 @@ def grants_for(
     for action in check_actions(actions, who=who):
         if action not in off:
             by_kind.setdefault(RESOURCE_TYPES[action], []).append(action)
+    for on in list(by_kind):
+        if on in COMPANIONS:
+            companion, companion_actions = COMPANIONS[on]
+            by_kind[companion] = list(companion_actions)
     return [_grant(on, tuple(found), resources) for on, found in sorted(by_kind.items(), key=lambda i: i[0].value)]
 
 
@@ -268,10 +337,33 @@ def _grant(on: On, actions: tuple[str, ...], r: RecordingsResources) -> Grant:
     elif on is On.RECORDINGS_OBJECTS:
         resources = [r.bucket.arn_for_objects(f"{RECORDINGS_PREFIX}*")]
         nag = (f"Resource::<{logical_id(r.bucket)}.Arn>/{RECORDINGS_PREFIX}*",)
+    elif on in (On.ATTACHMENTS_BUCKET, On.ATTACHMENTS_OBJECTS, On.ATTACHMENTS_KEY):
+        if r.attachments is None:
+            raise UnknownAwsAction(f"{', '.join(actions)}: no attachments bucket given")
+        a = r.attachments
+        if on is On.ATTACHMENTS_BUCKET:
+            resources = [a.bucket.bucket_arn]
+            conditions = {"StringLike": {"s3:prefix": [f"{ATTACHMENTS_PREFIX}*"]}}
+        elif on is On.ATTACHMENTS_OBJECTS:
+            resources = [a.bucket.arn_for_objects(f"{ATTACHMENTS_PREFIX}*")]
+            nag = (f"Resource::<{logical_id(a.bucket)}.Arn>/{ATTACHMENTS_PREFIX}*",)
+        else:  # S3 encrypting (presigned POST) and decrypting (presigned GET) for this role, nothing else
+            resources = [a.key.key_arn]
+            conditions = {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
+    elif on in (On.PUSH_SECRET, On.PUSH_SECRET_KEY):
+        if r.push is None:
+            raise UnknownAwsAction(f"{', '.join(actions)}: no push credentials secret given")
+        if on is On.PUSH_SECRET:
+            resources = [r.push.secret.secret_arn]
+        else:  # Secrets Manager decrypting that secret for this role, nothing else
+            resources = [r.push.key.key_arn]
+            conditions = {"StringEquals": {"kms:ViaService": f"secretsmanager.{Aws.REGION}.amazonaws.com"}}
     else:  # On.RECORDINGS_KEY: S3 decrypting objects for this role (GetObject, download links), nothing else.
         resources = [r.key.key_arn]
         conditions = {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
-    statement = iam.PolicyStatement(actions=list(actions), resources=resources, conditions=conditions)
+    statement = iam.PolicyStatement(
+        actions=sorted({iam_action(a) for a in actions}), resources=resources, conditions=conditions
+    )
     return Grant(on=on, actions=actions, statement=statement, nag_wildcards=nag)
 
 

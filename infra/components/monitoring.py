@@ -107,23 +107,33 @@ class Monitoring(Construct):
             "Failures-by-cause graph on the dashboard",
             periods=2,
         )
+        # One alarm per function on errors + throttles (one resource, not two: the stack stays under
+        # CloudFormation's 500 resources); the dashboard graphs the two apart.
+        throttled = (
+            "; or throttled (reserved concurrency or account limit reached): raise reservedConcurrency or the "
+            "account's Lambda concurrency quota"
+        )
         for name, function in functions.items():
             alarm(
-                f"{name}Errors",
-                function.metric_errors(period=FIVE_MINUTES),
+                f"{name}Failures",
+                cw.MathExpression(
+                    expression="errors + throttles",
+                    using_metrics={
+                        "errors": function.metric_errors(period=FIVE_MINUTES),
+                        "throttles": function.metric_throttles(period=FIVE_MINUTES),
+                    },
+                    label=f"{name} errors + throttles",
+                    period=FIVE_MINUTES,
+                ),
                 1,
-                f"{name}: a scheduled run failed (crash or timeout), so its work waits for the next run: read "
-                "the run's logs and fix the cause"
-                if name in scheduled_jobs
-                else f"{name}: invocations failed (crash or timeout, not 4xx): read the function's error logs "
-                "and X-Ray traces",
-            )
-            alarm(
-                f"{name}Throttles",
-                function.metric_throttles(period=FIVE_MINUTES),
-                1,
-                f"{name}: throttled (reserved concurrency or account limit reached): raise reservedConcurrency "
-                "or the account's Lambda concurrency quota",
+                (
+                    f"{name}: a scheduled run failed (crash or timeout), so its work waits for the next run: read "
+                    "the run's logs and fix the cause"
+                    if name in scheduled_jobs
+                    else f"{name}: invocations failed (crash or timeout, not 4xx): read the function's error logs "
+                    "and X-Ray traces"
+                )
+                + throttled,
             )
         for name, queue in dead_letter_queues.items():
             alarm(
@@ -346,6 +356,31 @@ class Monitoring(Construct):
                     business("ClinicalRecordSeconds", "p90", label="p90"),
                 ],
                 width=6,
+            ),
+        )
+        dashboard.add_widgets(cw.TextWidget(markdown="# In the call: controls and feedback", width=24, height=1))
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Call rating (1-5), average / answers",
+                left=[business("CallRating", "Average", label="average rating", period=Duration.hours(1))],
+                right=[business("CallFeedback", label="answers", period=Duration.hours(1))],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Issues reported after calls",
+                left=[
+                    business("CallIssues", label=issue, period=Duration.hours(1), issue=issue)
+                    for issue in ("audio", "video", "connection", "other")
+                ],
+                width=8,
+            ),
+            cw.GraphWidget(
+                title="Waiting room and moderation",
+                left=[
+                    business("LobbyWaits", label="patients waiting"),
+                    business("ParticipantsRemoved", label="participants removed"),
+                ],
+                width=8,
             ),
         )
         self.dashboard = dashboard

@@ -54,19 +54,9 @@ class TokenMissing(AuthenticationError):
     message = "Send a Firebase ID token in x-firebase-token or Authorization: Bearer."
 
 
-class TokenMalformed(AuthenticationError):
-    code = "token_malformed"
-    message = "The ID token is not a well-formed JWT."
-
-
 class TokenExpired(AuthenticationError):
     code = "token_expired"
     message = "The ID token has expired; refresh it and retry."
-
-
-class TokenRevoked(AuthenticationError):
-    code = "token_revoked"
-    message = "The ID token has been revoked."
 
 
 class TokenInvalid(AuthenticationError):
@@ -138,6 +128,13 @@ class AppointmentNotFound(DomainError):
     message = "No such appointment."
 
 
+class DeviceNotFound(DomainError):
+    # Also the answer for another user's installation: nobody learns which installations exist.
+    status = 404
+    code = "device_not_found"
+    message = "No such device registered for you."
+
+
 class ConsentRequired(DomainError):
     status = 409
     code = "consent_required"
@@ -194,6 +191,15 @@ class CreateInProgress(DomainError):
     message = "The meeting is being created; retry shortly."
 
 
+class WaitingRoom(DomainError):
+    status = 409
+    code = "waiting_room"
+    message = (
+        "This consultation has a waiting room, which this version of the app cannot use; "
+        "update the app to wait for the clinician to admit you."
+    )
+
+
 class MeetingEnded(DomainError):
     status = 410
     code = "meeting_ended"
@@ -235,3 +241,81 @@ class RecordingUnavailable(ServiceUnavailable):
 class StorageUnavailable(ServiceUnavailable):
     code = "storage_unavailable"
     message = "Recording storage is unavailable; retry later."
+
+
+# --- chat (videocall.chat) --------------------------------------------------------------------
+class MessageTooLong(DomainError):
+    code = "message_too_long"
+    message = "The message text is longer than 1,500 bytes of UTF-8."
+
+
+class MessageEmpty(DomainError):
+    code = "message_empty"
+    message = "A message needs text or an attachment."
+
+
+class UnknownReaction(DomainError):
+    code = "unknown_reaction"
+    message = "That reaction is not one of the allowed set."
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    message = "The cursor is not valid for this conversation; start again without one."
+
+
+class ReplyToNotFound(DomainError):
+    code = "reply_to_not_found"
+    message = "replyTo is not a message of this conversation you can see."
+
+
+class AttachmentNotAvailable(DomainError):
+    code = "attachment_not_available"
+    message = "attachmentId is not a file you uploaded for this appointment, or it was sent already."
+
+
+class MessageNotFound(DomainError):
+    status = 404
+    code = "message_not_found"
+    message = "No such message in this conversation."
+
+
+class AttachmentNotFound(DomainError):
+    status = 404
+    code = "attachment_not_found"
+    message = "No such attachment in this conversation."
+
+
+class AttachmentTooLarge(DomainError):
+    status = 413
+    code = "attachment_too_large"
+    message = "The file is larger than the attachment size limit."
+
+
+class AttachmentTypeNotAllowed(DomainError):
+    status = 415
+    code = "attachment_type_not_allowed"
+    message = "This kind of file cannot be attached."
+
+
+class AttachmentNotUploaded(DomainError):
+    status = 409
+    code = "attachment_not_uploaded"
+    message = "The file has not been uploaded yet."
+
+
+class AttachmentNotScanned(DomainError):
+    # Retry-After: the malware scan usually finishes within seconds of the upload.
+    status = 409
+    code = "attachment_not_scanned"
+    message = "The file is still being checked for malware; retry shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 15) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AttachmentBlocked(DomainError):
+    status = 422
+    code = "attachment_blocked"
+    message = "The file did not pass the malware scan and is not served."

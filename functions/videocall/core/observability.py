@@ -1,7 +1,11 @@
 """The logger, tracer and metrics singletons every module shares.
 
-Tracing: X-Ray segments per invocation (capture_lambda_handler) with the boto3 calls to Chime as
-subsegments (the X-Ray SDK patches botocore). Domain methods are deliberately not wrapped in
+Tracing: X-Ray segments per invocation (capture_lambda_handler) with the boto3 calls to Chime, S3 and
+the rest as subsegments: the X-Ray SDK patches botocore only. Not `patch_all`, which imports every
+library it could patch (httpx with rich and click, requests, sqlite3, psycopg) into every function's
+cold start for subsegments we do not need (psycopg's patch traces only `connect`, not our queries).
+The one other remote call, the fetch of Google's token certificates (once per max-age), gets an
+explicit subsegment (`traced`). Domain methods are deliberately not wrapped in
 tracer.capture_method: it logs every exception with its traceback and message, and a 4xx is an
 exception in the domain.
 
@@ -13,6 +17,8 @@ from __future__ import annotations
 
 import os
 import traceback
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -21,10 +27,18 @@ SERVICE = os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "videocall")
 NAMESPACE = os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Telehealth/VideoCall")
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+TRACED_MODULES = ("botocore",)
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-__all__ = ["MetricUnit", "count_failure", "logger", "metrics", "safe_traceback", "tracer"]
+__all__ = ["MetricUnit", "count_failure", "logger", "metrics", "safe_traceback", "traced", "tracer"]
+
+
+def traced(name: str) -> AbstractContextManager[Any]:
+    """An X-Ray subsegment around a remote call no patched library traces (nothing when tracing is off)."""
+    if tracer.disabled:
+        return nullcontext()
+    return tracer.provider.in_subsegment(name)
 
 
 def count_failure(cause: str) -> None:

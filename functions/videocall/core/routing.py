@@ -11,6 +11,18 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from videocall.core.errors import DomainError
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A success answer of a route besides its `status_code` one (create's 200 for a live meeting);
+    `model` None: the route's response_model."""
+
+    status: int
+    description: str
+    model: type[BaseModel] | None = None
+
 
 @dataclass(frozen=True)
 class Route:
@@ -22,6 +34,10 @@ class Route:
     response_model: type[BaseModel]
     status_code: int = 200
     aws_actions: tuple[str, ...] = ()
+    # The errors this route raises beyond the ones every route can (videocall.openapi.COMMON_ERRORS,
+    # and those its aws_actions imply): the OpenAPI document declares exactly these statuses.
+    errors: tuple[type[DomainError], ...] = ()
+    also: tuple[Answer, ...] = ()  # other success answers
 
     @property
     def powertools_rule(self) -> str:
@@ -74,3 +90,12 @@ LIST_RECORDINGS = ("s3:ListBucket",)
 DELETE_RECORDINGS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion")
 # Medical entities, ICD-10 candidates (Comprehend Medical) and the draft summary (Bedrock Converse).
 CLINICAL_RECORD = ("comprehendmedical:DetectEntitiesV2", "comprehendmedical:InferICD10CM", "bedrock:InvokeModel")
+# Push notifications (FCM): the sender's service-account credential, loaded only by functions that send.
+NOTIFY = ("secretsmanager:GetSecretValue",)
+# The chat's attachments bucket and its key: `@attachments` names them (infra/components/iam.py grants the
+# action there, never on the recordings bucket). Presigned POSTs and GETs carry the function's credentials.
+UPLOAD_ATTACHMENTS = ("s3:PutObject@attachments", "kms:GenerateDataKey@attachments")
+READ_ATTACHMENTS = ("s3:GetObject@attachments", "kms:Decrypt@attachments", "s3:GetObjectTagging@attachments")
+DELETE_ATTACHMENTS = (
+    "s3:ListBucketVersions@attachments", "s3:DeleteObject@attachments", "s3:DeleteObjectVersion@attachments",
+)  # fmt: skip

@@ -89,6 +89,24 @@ class Settings:
     empty_meeting_grace_seconds: int = 120
     reconcile_calls_per_second: float = 5.0
     reconcile_batch: int = 200
+    # --- chat (chat context): the attachments bucket and the chat's knobs ---
+    attachments_bucket: str = ""
+    attachments_kms_key_arn: str = ""
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachment_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/pdf")
+    attachment_upload_seconds: int = 300  # lifetime of the presigned POST
+    attachment_link_seconds: int = 300  # lifetime of a download link
+    # Serve only objects GuardDuty tagged NO_THREATS_FOUND (a not-yet-scanned one: 409 attachment_not_scanned).
+    # On in every deployed stage; off locally, where nothing scans (a threat tag is refused either way).
+    attachment_scan_required: bool = True
+    chat_reactions: tuple[str, ...] = ("\U0001f44d", "\u2764\ufe0f", "\U0001f602", "\U0001f62e", "\U0001f622",
+                                       "\U0001f64f")  # fmt: skip
+    chat_cursor_key: str = ""  # HMAC key of history cursors (tamper detection; authorization never relies on it)
+    # --- controls: the waiting room (per appointment, set by its provider on create; this is the default) ---
+    waiting_room_default: bool = False
+    lobby_poll_seconds: int = 5  # Retry-After for a patient waiting in the lobby
+    # --- notifications: the FCM service-account JSON (set only on the functions that send pushes) ---
+    push_credentials_secret_arn: str | None = None
     # --- retention, per kind of content ---
     retention_days: tuple[tuple[str, int], ...] = (("recordings", 90), ("transcripts", 90))
 
@@ -148,9 +166,35 @@ class Settings:
             clinical_summary=_flag(e.get("CLINICAL_SUMMARY", "false")),
             bedrock_region=e.get("BEDROCK_REGION", "eu-central-1"),
             bedrock_model_id=e.get("BEDROCK_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0"),
+            attachments_bucket=e.get(
+                "ATTACHMENTS_BUCKET", "videocall-local-attachments" if stage in LOCAL_STAGES else ""
+            ),
+            attachments_kms_key_arn=e.get("ATTACHMENTS_KMS_KEY_ARN", ""),
+            attachment_max_bytes=int(e.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))),
+            attachment_content_types=tuple(
+                t.strip()
+                for t in e.get("ATTACHMENT_CONTENT_TYPES", "image/jpeg,image/png,application/pdf").split(",")
+                if t.strip()
+            ),
+            attachment_upload_seconds=int(e.get("ATTACHMENT_UPLOAD_SECONDS", "300")),
+            attachment_link_seconds=int(e.get("ATTACHMENT_LINK_SECONDS", "300")),
+            attachment_scan_required=_flag(
+                e.get("ATTACHMENT_SCAN_REQUIRED", "false" if stage in LOCAL_STAGES else "true")
+            ),
+            chat_reactions=tuple(
+                r.strip() for r in e.get("CHAT_REACTIONS", ",".join(cls.chat_reactions)).split(",") if r.strip()
+            ),
+            chat_cursor_key=e.get("CHAT_CURSOR_KEY", ""),
+            waiting_room_default=_flag(e.get("WAITING_ROOM_DEFAULT", "false")),
+            lobby_poll_seconds=int(e.get("LOBBY_POLL_SECONDS", "5")),
+            push_credentials_secret_arn=e.get("PUSH_CREDENTIALS_SECRET_ARN") or None,
             retention_days=(
                 ("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),
                 ("transcripts", int(e.get("RETENTION_DAYS_TRANSCRIPTS", "90"))),
+                # chat: messages and their attachments share one setting
+                ("messages", int(e.get("RETENTION_DAYS_CHAT", "90"))),
+                ("attachments", int(e.get("RETENTION_DAYS_CHAT", "90"))),
+                ("feedback", int(e.get("RETENTION_DAYS_FEEDBACK", "365"))),
             ),
         )
         settings.check()
@@ -188,6 +232,12 @@ class Settings:
             raise SettingsError("transcription regions must be EU regions in deployed stages")
         if any(days < 1 for _, days in self.retention_days):
             raise SettingsError("retention days must be at least 1")
+        if not 1 <= self.attachment_max_bytes <= 5 * 1024**3:
+            raise SettingsError("ATTACHMENT_MAX_BYTES must be between 1 and 5 GiB (one POST upload)")
+        if not self.attachment_content_types or not self.chat_reactions:
+            raise SettingsError("ATTACHMENT_CONTENT_TYPES and CHAT_REACTIONS must not be empty")
+        if not 60 <= self.attachment_link_seconds <= 3600 or not 60 <= self.attachment_upload_seconds <= 3600:
+            raise SettingsError("ATTACHMENT_LINK_SECONDS and ATTACHMENT_UPLOAD_SECONDS must be between 60 and 3600")
         if not self.is_local:
             # Emulator mode makes firebase-admin accept unsigned tokens: never in a deployed stage.
             if self.firebase_auth_emulator_host:
@@ -198,6 +248,9 @@ class Settings:
                 raise SettingsError(f"CHIME_MEDIA_REGION {self.chime_media_region!r} is outside the EU")
             if self.s3_endpoint_url:
                 raise SettingsError(f"S3_ENDPOINT_URL (a local S3) is set in deployed stage {self.stage!r}")
+            if not self.attachment_scan_required:
+                # Without the scan tag check a file GuardDuty has not looked at yet would be handed out.
+                raise SettingsError(f"ATTACHMENT_SCAN_REQUIRED cannot be off in deployed stage {self.stage!r}")
 
 
 @cache

@@ -111,6 +111,12 @@ def take_failure(fail_next: dict[str, list[str]], operation: str) -> str | None:
     return pending.pop(0) if pending else None
 
 
+def _check_capabilities(operation: str, capabilities: dict[str, str]) -> None:
+    """Chime's rule beyond the model: content can be received only while video can be received."""
+    if capabilities["Content"] in ("SendReceive", "Receive") and capabilities["Video"] in ("None", "Send"):
+        raise _client_error(operation, "BadRequestException", "Content can be received only when video can be received")
+
+
 class ChimeEmulator:
     """`emit`, when given, receives the EventBridge events Chime would send (`Chime Meeting State
     Change`): MeetingStarted on create, MeetingEnded on delete or auto-end, AttendeeDeleted, and the
@@ -240,6 +246,34 @@ class ChimeEmulator:
         self._event("chime:AttendeeDeleted", meeting, attendee)
         return {}
 
+    def update_attendee_capabilities(self, **params: Any) -> dict[str, Any]:
+        self._check("UpdateAttendeeCapabilities", params)
+        _check_capabilities("UpdateAttendeeCapabilities", params["Capabilities"])
+        with self._lock:
+            self._meeting("UpdateAttendeeCapabilities", params["MeetingId"])
+            attendee = self._attendees[params["MeetingId"]].get(params["AttendeeId"])
+            if attendee is None:
+                raise _client_error("UpdateAttendeeCapabilities", "NotFoundException", "Attendee not found")
+            attendee["Capabilities"] = dict(params["Capabilities"])
+            return {"Attendee": dict(attendee)}
+
+    def batch_update_attendee_capabilities_except(self, **params: Any) -> dict[str, Any]:
+        operation = "BatchUpdateAttendeeCapabilitiesExcept"
+        self._check(operation, params)
+        _check_capabilities(operation, params["Capabilities"])
+        excluded = {item["AttendeeId"] for item in params["ExcludedAttendeeIds"]}
+        with self._lock:
+            self._meeting(operation, params["MeetingId"])
+            for attendee_id, attendee in self._attendees[params["MeetingId"]].items():
+                if attendee_id not in excluded:
+                    attendee["Capabilities"] = dict(params["Capabilities"])
+        return {}
+
+    def capabilities(self, meeting_id: str, attendee_id: str) -> dict[str, str]:
+        """What Chime would enforce for this attendee now (for tests and the local stack)."""
+        with self._lock:
+            return dict(self._attendees[meeting_id][attendee_id]["Capabilities"])
+
     # --- emulator controls (what the real service does on its own) ----------------------------
     def auto_end(self, meeting_id: str) -> None:
         """What Chime does after 5 minutes with nobody connected, or after 24 hours."""
@@ -322,6 +356,8 @@ class ChimeEmulator:
         self.deleted.add(meeting_id)
 
     def _add_attendee(self, meeting_id: str, item: dict[str, Any]) -> dict[str, Any]:
+        if item.get("Capabilities"):
+            _check_capabilities("CreateAttendee", item["Capabilities"])
         attendee = {
             "ExternalUserId": item["ExternalUserId"],
             "AttendeeId": str(uuid.uuid4()),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
 RECORDINGS_KEY_ALIAS = "alias/videocall-local-recordings"
+ATTACHMENTS_KEY_ALIAS = "alias/videocall-local-attachments"
 _DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -58,18 +59,25 @@ def kms_client(endpoint_url: str | None, region: str = "eu-central-1") -> Any:
     return boto3.client("kms", region_name=region, endpoint_url=endpoint_url, **_credentials(endpoint_url))
 
 
-def _recordings_key(kms: Any) -> str:
+def _recordings_key(kms: Any, alias: str = RECORDINGS_KEY_ALIAS) -> str:
     try:
-        return str(kms.describe_key(KeyId=RECORDINGS_KEY_ALIAS)["KeyMetadata"]["Arn"])
+        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["Arn"])
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "NotFoundException":
             raise
-    key = kms.create_key(Description="videocall local recordings", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
-    kms.create_alias(AliasName=RECORDINGS_KEY_ALIAS, TargetKeyId=key["KeyId"])
-    return str(key["Arn"])
+    key = kms.create_key(Description=f"videocall local {alias.rsplit('-', 1)[-1]}", KeyUsage="ENCRYPT_DECRYPT")
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyMetadata"]["KeyId"])
+    return str(key["KeyMetadata"]["Arn"])
 
 
-def ensure_recordings_bucket(s3: Any, kms: Any, bucket: str) -> str:
+def ensure_attachments_bucket(s3: Any, kms: Any, bucket: str) -> str:
+    """Idempotent: the chat's attachments bucket, like the recordings bucket (versioned, SSE-KMS) but under a
+    key of its own. Returns the key ARN. Nothing scans here (no GuardDuty): ATTACHMENT_SCAN_REQUIRED is off
+    locally, and a test tags an object GuardDutyMalwareScanStatus itself to play a verdict."""
+    return ensure_recordings_bucket(s3, kms, bucket, key_alias=ATTACHMENTS_KEY_ALIAS)
+
+
+def ensure_recordings_bucket(s3: Any, kms: Any, bucket: str, *, key_alias: str = RECORDINGS_KEY_ALIAS) -> str:
     """Idempotent: the bucket (versioned, default SSE-KMS with the local recordings key). Returns the key ARN."""
     region = s3.meta.region_name or "eu-central-1"
     try:
@@ -86,7 +94,7 @@ def ensure_recordings_bucket(s3: Any, kms: Any, bucket: str) -> str:
             if race.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
                 raise
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    key_arn = _recordings_key(kms)
+    key_arn = _recordings_key(kms, key_alias)
     s3.put_bucket_encryption(
         Bucket=bucket,
         ServerSideEncryptionConfiguration={

@@ -5,6 +5,8 @@ and raises the same `ClientError`s) and speaks the domain's language back:
 - NotFoundException -> ChimeMeetingGone (the meeting ended, or Chime auto-ended it);
 - ThrottlingException -> retried here with capped exponential backoff and full jitter;
 - ServiceUnavailableException / ServiceFailureException -> ChimeUnavailable (503, Retry-After);
+  not retried here: the boto3 client (standard retry mode, 2 attempts) has retried 5xx and throttling
+  once already (tests/test_faults.py counts the requests);
 - anything else -> UpstreamError (502), with Chime's error code but never its message (messages
   can echo request values).
 """
@@ -54,6 +56,8 @@ class ChimeClient(Protocol):
     def batch_create_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
     def get_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
     def delete_attendee(self, **kwargs: Any) -> dict[str, Any]: ...
+    def update_attendee_capabilities(self, **kwargs: Any) -> dict[str, Any]: ...
+    def batch_update_attendee_capabilities_except(self, **kwargs: Any) -> dict[str, Any]: ...
     def delete_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
     def get_meeting(self, **kwargs: Any) -> dict[str, Any]: ...
     def start_meeting_transcription(self, **kwargs: Any) -> dict[str, Any]: ...
@@ -122,14 +126,31 @@ class ChimeGateway:
             self._call("delete_meeting", MeetingId=meeting_id)
 
     # --- attendees ----------------------------------------------------------------------------
-    def create_attendee(self, meeting_id: str, external_user_id: str) -> dict[str, Any]:
+    def create_attendee(
+        self, meeting_id: str, external_user_id: str, capabilities: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """`capabilities`: what the attendee may send (a muted person rejoins muted); all on by default."""
         response = self._call(
             "create_attendee",
             MeetingId=meeting_id,
             ExternalUserId=external_user_id,
-            Capabilities=ATTENDEE_CAPABILITIES,
+            Capabilities=capabilities or ATTENDEE_CAPABILITIES,
         )
         return response["Attendee"]
+
+    def update_capabilities(self, meeting_id: str, attendee_id: str, capabilities: dict[str, str]) -> None:
+        """Server-enforced mute / video off / share off for one attendee (Chime wants all three)."""
+        self._call("update_attendee_capabilities", MeetingId=meeting_id, AttendeeId=attendee_id,
+                   Capabilities=capabilities)  # fmt: skip
+
+    def update_capabilities_except(
+        self, meeting_id: str, excluded_attendee_ids: Sequence[str], capabilities: dict[str, str]
+    ) -> None:
+        """Everyone in the meeting but the excluded (1-250 of them) gets `capabilities`."""
+        self._call(
+            "batch_update_attendee_capabilities_except", MeetingId=meeting_id,
+            ExcludedAttendeeIds=[{"AttendeeId": a} for a in excluded_attendee_ids], Capabilities=capabilities,
+        )  # fmt: skip
 
     def get_attendee(self, meeting_id: str, attendee_id: str) -> dict[str, Any]:
         try:
@@ -142,7 +163,9 @@ class ChimeGateway:
         with contextlib.suppress(ChimeMeetingGone):
             self._call("delete_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)
 
-    def batch_create_attendees(self, meeting_id: str, external_user_ids: Sequence[str]) -> BatchResult:
+    def batch_create_attendees(
+        self, meeting_id: str, external_user_ids: Sequence[str], capabilities: dict[str, str] | None = None
+    ) -> BatchResult:
         """Add attendees in chunks of 100, the chunks run concurrently; partial failure is reported per user."""
         chunks = [
             list(external_user_ids[i : i + MAX_ATTENDEES_PER_BATCH])
@@ -152,18 +175,21 @@ class ChimeGateway:
         if not chunks:
             return result
         with ThreadPoolExecutor(max_workers=min(len(chunks), 3)) as pool:
-            outcomes = list(pool.map(lambda chunk: self._batch_chunk(meeting_id, chunk), chunks))
+            outcomes = list(pool.map(lambda chunk: self._batch_chunk(meeting_id, chunk, capabilities), chunks))
         for outcome in outcomes:
             result.attendees.extend(outcome.attendees)
             result.errors.extend(outcome.errors)
         return result
 
-    def _batch_chunk(self, meeting_id: str, external_user_ids: list[str]) -> BatchResult:
+    def _batch_chunk(
+        self, meeting_id: str, external_user_ids: list[str], capabilities: dict[str, str] | None
+    ) -> BatchResult:
+        allowed = capabilities or ATTENDEE_CAPABILITIES
         try:
             response = self._call(
                 "batch_create_attendee",
                 MeetingId=meeting_id,
-                Attendees=[{"ExternalUserId": u, "Capabilities": ATTENDEE_CAPABILITIES} for u in external_user_ids],
+                Attendees=[{"ExternalUserId": u, "Capabilities": allowed} for u in external_user_ids],
             )
         except (ChimeUnavailable, UpstreamError) as exc:
             # A whole chunk failed: report each of its users, keep the other chunks' successes.

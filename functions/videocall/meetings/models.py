@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
+from videocall.core.languages import TranscriptionLanguage
 from videocall.core.schema import GUID_PATTERN, StrictBody
 
 AppointmentId = Annotated[str, Field(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
@@ -23,11 +24,17 @@ class CreateMeetingBody(StrictBody):
     appointmentId: AppointmentId
     enableRecording: StrictBool = False
     enableTranscription: StrictBool = False
-    transcriptionLanguage: Annotated[str, Field(min_length=2, max_length=16)] = "en-US"
+    transcriptionLanguage: TranscriptionLanguage = "en-US"
+    waitingRoom: StrictBool | None = Field(
+        None, description="The appointment's provider turns the waiting room on or off (patients wait to be admitted)"
+    )
 
 
 class AddAttendeesBody(StrictBody):
-    userIds: Annotated[list[UserId], Field(min_length=1, max_length=MAX_BATCH_USERS)]
+    # Duplicates are a 400 (the validator below), so the document says uniqueItems.
+    userIds: Annotated[
+        list[UserId], Field(min_length=1, max_length=MAX_BATCH_USERS, json_schema_extra={"uniqueItems": True})
+    ]
 
     @field_validator("userIds")
     @classmethod
@@ -40,6 +47,9 @@ class AddAttendeesBody(StrictBody):
 # --- the old single-endpoint contract: POST /chime-meeting-token {"action": ...} -------------------
 class LegacyCreate(CreateMeetingBody):
     action: Literal["create"]
+    # The old app sends a language with every create; it was checked only when transcription is on, and
+    # still is (an unsupported one with transcription off must keep working: the app changes only its URL).
+    transcriptionLanguage: Annotated[str, Field(min_length=2, max_length=16)] = "en-US"  # type: ignore[assignment]
 
 
 class LegacyJoin(StrictBody):
@@ -117,6 +127,11 @@ class EndMeetingResponse(BaseModel):
     ended: Literal[True]
     endedAt: str
     alreadyEnded: bool
+
+
+class LegacyResponse(RootModel[MeetingJoinResponse | AddAttendeesResponse | EndMeetingResponse]):
+    """POST /chime-meeting-token answers by action: create and join a MeetingJoinResponse, batch-join an
+    AddAttendeesResponse, end an EndMeetingResponse."""
 
 
 class SessionAttendee(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from videocall.controls.admission import ADMISSION_COLUMNS, ADMISSION_JOINS
 from videocall.core.audit import AUDIT_CTE as _AUDIT
 from videocall.core.audit import AuditEntry, write_audit
 from videocall.core.context import CALLER_AND_APPOINTMENT as _CALLER_AND_APPOINTMENT
@@ -70,30 +71,36 @@ class SessionRepository:
     # --- reads: the caller, what the action is about, and the caller's place in it ------------
     def appointment_context(self, firebase_uid: str, appointment_id: str) -> Row | None:
         return self._db.read_one(
-            f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS}
+            f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS}, {ADMISSION_COLUMNS}
                   FROM users u
                   LEFT JOIN appointments a ON a.id = %(appointment_id)s
                   LEFT JOIN video_call_sessions s
                          ON s.appointment_id = a.id AND s.status IN ('creating', 'active')
                   LEFT JOIN meeting_attendees ma ON ma.session_id = s.id AND ma.user_id = u.id
+                  {ADMISSION_JOINS}
                  WHERE u.firebase_uid = %(uid)s""",
             {"uid": firebase_uid, "appointment_id": appointment_id, "stale_seconds": self._stale_seconds},
         )
 
     def meeting_context(self, firebase_uid: str, meeting_id: str, *, with_attendees: bool = False) -> Row | None:
         return self._db.read_one(
-            f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS} {_ATTENDEES_JSON if with_attendees else ""}
+            f"""SELECT {_CALLER_AND_APPOINTMENT}, {_SESSION_COLUMNS}, {ADMISSION_COLUMNS}
+                       {_ATTENDEES_JSON if with_attendees else ""}
                   {MEETING_JOINS}
+                  {ADMISSION_JOINS}
                  WHERE u.firebase_uid = %(uid)s""",
             {"uid": firebase_uid, "meeting_id": meeting_id, "stale_seconds": self._stale_seconds},
         )
 
     def users_for_batch(self, session_id: str, user_ids: list[str]) -> list[Row]:
-        """The registered users among user_ids, with their attendee in this meeting if they have one."""
+        """The registered users among user_ids, with their attendee in this meeting if they have one, and
+        their admission (a person removed from the consultation is re-admitted through the lobby first)."""
         return self._db.fetch_all(
-            """SELECT u.id::text AS user_id, ma.attendee_id, ma.external_user_id
+            """SELECT u.id::text AS user_id, ma.attendee_id, ma.external_user_id, le.state AS lobby_state
                  FROM users u
                  LEFT JOIN meeting_attendees ma ON ma.session_id = %(session_id)s AND ma.user_id = u.id
+                 LEFT JOIN video_call_sessions s ON s.id = %(session_id)s
+                 LEFT JOIN lobby_entries le ON le.appointment_id = s.appointment_id AND le.user_id = u.id
                 WHERE u.id = ANY(%(user_ids)s::uuid[])""",
             {"session_id": session_id, "user_ids": user_ids},
         )
@@ -114,7 +121,9 @@ class SessionRepository:
 
         `retire_session_id` is a live session this request found dead (its Chime meeting is gone, or its
         create was abandoned): it is closed in the same statement, before the insert, so the unique
-        "one live session per appointment" index lets the new one in. The result has `claimed` = true
+        "one live session per appointment" index lets the new one in. An abandoned create hands its
+        ClientRequestToken on: the meeting its leader may have made before it died is the one the new
+        session gets from Chime, never a second one beside it. The result has `claimed` = true
         when this request inserted the row (it leads the create) and false when it found another's.
         None means a concurrent claim committed after this statement's snapshot: call again.
         """
@@ -127,12 +136,15 @@ class SessionRepository:
                            ended_at = CASE WHEN status = 'active' THEN now() END,
                            updated_at = now()
                      WHERE id = %(retire)s::uuid AND status IN ('creating', 'active')
-                     RETURNING id
+                     RETURNING id, CASE WHEN error_message = 'create abandoned' THEN client_request_token END
+                               AS abandoned_token
                 ), s AS (
                     INSERT INTO video_call_sessions
                         (appointment_id, generation, client_request_token, external_meeting_id, status,
                          recording_enabled, transcription_enabled, transcription_language, created_by)
-                    SELECT %(appointment_id)s, g.next, %(appointment_id)s || '-g' || g.next, %(appointment_id)s,
+                    SELECT %(appointment_id)s, g.next,
+                           coalesce((SELECT abandoned_token FROM retired), %(appointment_id)s || '-g' || g.next),
+                           %(appointment_id)s,
                            'creating', %(recording)s, %(transcription)s, %(language)s, %(created_by)s::uuid
                       FROM (SELECT coalesce(max(generation), 0) + 1 AS next
                               FROM video_call_sessions WHERE appointment_id = %(appointment_id)s) g

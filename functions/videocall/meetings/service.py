@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from videocall.controls.admission import JoinAdmission, stored_capabilities
 from videocall.core.access import (
     Appointment,
     Caller,
@@ -43,7 +44,9 @@ from videocall.core.context import appointment_from as _appointment
 from videocall.core.context import caller_from as _caller
 from videocall.core.db import Row
 from videocall.core.errors import (
+    ChimeUnavailable,
     CreateInProgress,
+    DatabaseUnavailable,
     DomainError,
     MeetingEnded,
 )
@@ -67,6 +70,7 @@ class CreateMeetingCommand:
     enable_recording: bool = False
     enable_transcription: bool = False
     transcription_language: str = "en-US"
+    waiting_room: bool | None = None  # set by the appointment's provider; None leaves it as it is
 
 
 @dataclass(frozen=True)
@@ -135,10 +139,16 @@ def _meeting_object(row: Row) -> dict[str, Any]:
 
 
 class MeetingService:
-    def __init__(self, sessions: SessionRepository, chime: ChimeGateway, gate: AccessGate) -> None:
+    def __init__(
+        self, sessions: SessionRepository, chime: ChimeGateway, gate: AccessGate,
+        admission: JoinAdmission | None = None,
+    ) -> None:  # fmt: skip
         self._sessions = sessions
         self._chime = chime
         self._gate = gate
+        # The door (controls context): the waiting room, removals, and the capabilities a person
+        # enters with (a muted patient who rejoins stays muted).
+        self._admission = admission or JoinAdmission()
 
     # --- create ------------------------------------------------------------------------------------
     def create_meeting(self, firebase_uid: str, command: CreateMeetingCommand, request_id: str | None) -> MeetingJoin:
@@ -150,10 +160,13 @@ class MeetingService:
             lambda: authorize_create(caller, _appointment(row)),
             caller, "meeting.create", command.appointment_id, None, request_id, row,
         )  # fmt: skip
+        self._admission.check_setting(caller, appointment, command.waiting_room)
+        capabilities = self._admission.admit(caller, appointment, row, session_live=row["session_status"] == "active")
         retire = None
         if row["session_status"] == "active":
             try:
-                return self._join_live(caller, appointment, row, request_id, action="meeting.join")
+                return self._join_live(caller, appointment, row, request_id, action="meeting.join",
+                                       capabilities=capabilities)  # fmt: skip
             except ChimeMeetingGone:
                 logger.info("live meeting was auto-ended by Chime; creating the next one",
                             extra={"meeting_id": row["meeting_id"]})  # fmt: skip
@@ -163,12 +176,13 @@ class MeetingService:
                 retire = row["session_id"]
             else:
                 # Another request is creating this meeting right now: make the same call it makes.
-                return self._finish_create(caller, appointment, command, row, leader=False, request_id=request_id)
-        return self._start_new(caller, appointment, command, retire, request_id)
+                return self._finish_create(caller, appointment, command, row, leader=False, request_id=request_id,
+                                           capabilities=capabilities)  # fmt: skip
+        return self._start_new(caller, appointment, command, retire, request_id, capabilities)
 
     def _start_new(
         self, caller: Caller, appointment: Appointment, command: CreateMeetingCommand,
-        retire: str | None, request_id: str | None,
+        retire: str | None, request_id: str | None, capabilities: dict[str, str],
     ) -> MeetingJoin:  # fmt: skip
         audit = AuditEntry(caller.user_id, "meeting.create", appointment.id, appointment.patient_id, None, request_id)
         claim = None
@@ -186,11 +200,12 @@ class MeetingService:
                 break
         if claim is None:
             raise CreateInProgress()
-        return self._finish_create(caller, appointment, command, claim, leader=claim["claimed"], request_id=request_id)
+        return self._finish_create(caller, appointment, command, claim, leader=claim["claimed"], request_id=request_id,
+                                   capabilities=capabilities)  # fmt: skip
 
     def _finish_create(
         self, caller: Caller, appointment: Appointment, command: CreateMeetingCommand,
-        session: Row, *, leader: bool, request_id: str | None,
+        session: Row, *, leader: bool, request_id: str | None, capabilities: dict[str, str],
     ) -> MeetingJoin:  # fmt: skip
         session_id = session["session_id"]
         started = time.perf_counter()
@@ -199,7 +214,14 @@ class MeetingService:
             meeting = self._chime.create_meeting(
                 client_request_token=session["client_request_token"], external_meeting_id=appointment.id
             )
-            attendee = self._chime.create_attendee(meeting["MeetingId"], external_user_id(caller.user_id))
+            attendee = self._chime.create_attendee(meeting["MeetingId"], external_user_id(caller.user_id), capabilities)
+        except ChimeUnavailable:
+            # Throttled or unavailable (503, Retry-After): the row stays 'creating' and the meeting, if made,
+            # is kept, so the retry makes the same CreateMeeting call (same ClientRequestToken) and gets the
+            # same meeting instead of a new generation's (under a rate limit, failing here made orphans).
+            # Nobody retrying: the row goes stale and the next create takes it over with the same token.
+            count_failure("create_chime_unavailable")
+            raise
         except DomainError as exc:
             self._create_failed(session_id, meeting, exc.code, leader, caller, appointment, request_id)
             raise
@@ -216,11 +238,10 @@ class MeetingService:
             activated = self._sessions.activate_session(
                 session_id=session_id, meeting=meeting, attendee=record, audit=audit
             )
-        except DomainError:
-            if leader:
-                # The row could not be written: take the meeting back so it never lives without its row.
-                self._chime.delete_meeting(meeting["MeetingId"])
+        except DomainError as exc:
             count_failure("database")
+            if leader:
+                self._activate_failed(session_id, meeting, exc.code, caller, appointment, request_id)
             raise
         if not activated:
             raise CreateInProgress()
@@ -265,6 +286,20 @@ class MeetingService:
         if failed and meeting_id:
             self._chime.delete_meeting(meeting_id)
 
+    def _activate_failed(
+        self, session_id: str, meeting: dict[str, Any], code: str, caller: Caller, appointment: Appointment,
+        request_id: str | None,
+    ) -> None:  # fmt: skip
+        """The activate statement failed, maybe after it committed (the reply lost), maybe after a follower
+        activated the row with this same meeting. Mark the create failed (on a new connection): the meeting
+        is deleted only if the row was still 'creating', so an active row never loses its meeting. If the
+        database is still unreachable, it is deleted as before (in the double fault, committed and then
+        down, the row's next join answers 410 and the next create makes the next meeting)."""
+        try:
+            self._create_failed(session_id, meeting, code, True, caller, appointment, request_id)
+        except DatabaseUnavailable:
+            self._chime.delete_meeting(meeting["MeetingId"])
+
     # --- join --------------------------------------------------------------------------------------
     def join_meeting(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> MeetingJoin:
         caller, appointment, row = self._meeting_access(
@@ -272,15 +307,18 @@ class MeetingService:
         )
         if row["session_status"] != "active":
             raise MeetingEnded()
+        capabilities = self._admission.admit(caller, appointment, row, session_live=True)
         try:
-            return self._join_live(caller, appointment, row, request_id, action="meeting.join")
+            return self._join_live(caller, appointment, row, request_id, action="meeting.join",
+                                   capabilities=capabilities)  # fmt: skip
         except ChimeMeetingGone:
             self._mark_gone(caller, appointment, row, request_id)
             raise MeetingEnded() from None
 
     def _join_live(
-        self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None, *, action: str
-    ) -> MeetingJoin:
+        self, caller: Caller, appointment: Appointment, row: Row, request_id: str | None, *, action: str,
+        capabilities: dict[str, str],
+    ) -> MeetingJoin:  # fmt: skip
         started = time.perf_counter()
         meeting_id = row["meeting_id"]
         attendee = None
@@ -296,18 +334,24 @@ class MeetingService:
             if attendee is not None and not attendee.get("JoinToken"):
                 stale_attendee, attendee = attendee["AttendeeId"], None
         if attendee is None:
-            attendee = self._chime.create_attendee(meeting_id, external_user_id(caller.user_id))
+            attendee = self._chime.create_attendee(meeting_id, external_user_id(caller.user_id), capabilities)
             if stale_attendee and stale_attendee != attendee["AttendeeId"]:
                 self._chime.delete_attendee(meeting_id, stale_attendee)
         if attendee["AttendeeId"] != row["caller_attendee_id"]:
-            self._sessions.record_attendees(
-                session_id=row["session_id"],
-                records=[AttendeeRecord(caller.user_id, attendee["AttendeeId"], attendee["ExternalUserId"])],
-                added_by=None,
-                audit=AuditEntry(
-                    caller.user_id, action, appointment.id, appointment.patient_id, meeting_id, request_id
-                ),
-            )
+            try:
+                self._sessions.record_attendees(
+                    session_id=row["session_id"],
+                    records=[AttendeeRecord(caller.user_id, attendee["AttendeeId"], attendee["ExternalUserId"])],
+                    added_by=None,
+                    audit=AuditEntry(
+                        caller.user_id, action, appointment.id, appointment.patient_id, meeting_id, request_id
+                    ),
+                )
+            except DomainError:
+                # Not recorded: its JoinToken is never handed out, and the retry makes another. Take it back
+                # so no attendee nobody knows of counts toward the meeting's 250.
+                self._chime.delete_attendee(meeting_id, attendee["AttendeeId"])
+                raise
         else:
             self._sessions.audit(
                 AuditEntry(
@@ -372,6 +416,10 @@ class MeetingService:
             user = known.get(user_id)
             if user is None:
                 result.errors.append(_user_error(user_id, "user_not_found", "No registered user has this id."))
+            elif user["lobby_state"] == "removed":
+                result.errors.append(_user_error(
+                    user_id, "participant_removed", "This user was removed; admit them through the lobby first."
+                ))  # fmt: skip
             elif user["attendee_id"]:
                 result.attendees.append({
                     "userId": user_id,
@@ -381,7 +429,9 @@ class MeetingService:
             else:
                 to_create[external_user_id(user_id)] = user_id
         try:
-            batch = self._chime.batch_create_attendees(meeting_id, list(to_create))
+            # Late joiners after "mute everyone" arrive muted.
+            late = stored_capabilities(row, "", prefix="none_").chime() if to_create else None
+            batch = self._chime.batch_create_attendees(meeting_id, list(to_create), late)
         except ChimeMeetingGone:
             self._mark_gone(caller, appointment, row, request_id)
             raise MeetingEnded() from None

@@ -52,12 +52,18 @@ def _iso(value: Any) -> str | None:
 class PrivacyService:
     def __init__(
         self, privacy: PrivacyRepository, holders: Sequence[AppointmentContent], *, retention_days: dict[str, int],
-        consents: Any,
+        consents: Any, devices: Any = None,
     ) -> None:  # fmt: skip
         self._privacy = privacy
         self._holders = list(holders)
         self._retention_days = retention_days
         self._consents = consents  # the consent context's service (of_appointments)
+        self._devices = devices  # the notifications context's service (erase_users): a person's push devices
+
+    @property
+    def content_kinds(self) -> list[str]:
+        """Every kind of content an erasure covers (recordings, transcripts, messages, ...)."""
+        return [holder.kind for holder in self._holders]
 
     # --- retention (scheduled) ----------------------------------------------------------------------
     def apply_retention(self, request_id: str | None = None) -> dict[str, int]:
@@ -146,11 +152,14 @@ class PrivacyService:
             for holder in self._holders
         }
         consent_reset = self._consents.reset(ids) if ids else 0
+        # Erasing a person (not one appointment) also forgets the devices their pushes went to.
+        devices_deleted = self._devices.erase_users([patient_id]) if patient_id and self._devices else 0
         subject = patient_id or (appointments[0]["patient_id"] if appointments else None)
         self._privacy.pseudonymize(
             appointment_ids=ids, patient_id=patient_id,
             audit=AuditEntry(admin.user_id, "privacy.erase", appointment_id, subject, None, request_id,
                              details={"appointments": len(ids), "deleted": deleted, "consent_reset": consent_reset,
+                                      "devices_deleted": devices_deleted,
                                       "scope": "patient" if patient_id else "appointment"}),
         )  # fmt: skip
         return ErasureResult(ids, deleted, pseudonymized_patient=bool(patient_id))

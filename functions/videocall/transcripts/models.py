@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from videocall.core.languages import TranscriptionLanguage
 from videocall.core.schema import StrictBody
 
 TranscriptionState = Literal["off", "waiting_for_consent", "starting", "on", "interrupted", "failed"]
 
 
 class StartTranscriptionBody(StrictBody):
-    language: Annotated[str, Field(min_length=2, max_length=16)] | None = Field(
+    language: TranscriptionLanguage | None = Field(
         None, description="defaults to the meeting's transcriptionLanguage (create), else en-US"
     )
     specialty: Literal["PRIMARYCARE", "CARDIOLOGY", "NEUROLOGY", "ONCOLOGY", "RADIOLOGY", "UROLOGY"] | None = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from videocall.core import errors as e
 from videocall.core.routing import START_RECORDING, STOP_RECORDING, Route
 from videocall.transcripts import models
 from videocall.transcripts.service import TranscriptionStatus, TranscriptPage
@@ -15,20 +16,25 @@ ROUTES: tuple[Route, ...] = (
         "start_transcription", "POST", "/meetings/{meetingId}/transcription", "handlers.start_transcription",
         "Start live transcription (clinical staff; needs the patient's transcription consent)",
         models.TranscriptionStatusResponse, 200, START_TRANSCRIPTION,
+        errors=(e.UnsupportedTranscriptionLanguage, e.NotAClinicalController, e.MeetingNotFound,
+                e.ConsentRequired, e.MeetingEnded),
     ),
     Route(
         "stop_transcription", "DELETE", "/meetings/{meetingId}/transcription", "handlers.stop_transcription",
         "Stop live transcription (a no-op when none runs)", models.TranscriptionStatusResponse, 200,
         ("chime:StopMeetingTranscription", *STOP_RECORDING),
+        errors=(e.NotAClinicalController, e.MeetingNotFound, e.MeetingEnded),
     ),
     Route(
         "get_transcript", "GET", "/meetings/{meetingId}/transcript", "handlers.get_transcript",
         "The transcript by speaker (paginated); on the first page, for clinical staff, the medical entities, "
         "ICD-10 candidates and the draft summary", models.TranscriptResponse, 200,
+        errors=(e.MeetingNotFound,),
     ),
     Route(
         "review_summary", "POST", "/meetings/{meetingId}/transcript/summary/review", "handlers.review_summary",
         "The provider marks the machine-generated draft summary as reviewed", models.SummaryReviewResponse, 200,
+        errors=(e.MeetingNotFound,),
     ),
 )  # fmt: skip
 

@@ -1,0 +1,21 @@
+"""DELETE /meetings/{meetingId}/messages/{messageId}/reaction: remove the caller's reaction (idempotent)."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from videocall.core.schema import GUID_PATTERN
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+MessageIdParam = Annotated[str, Path(pattern=GUID_PATTERN, description="The message id")]
+
+
+def endpoint(
+    meetingId: MeetingIdParam, messageId: MessageIdParam, uid: FirebaseUid, request_id: RequestId
+) -> Response[Any]:
+    reactions = runtime().chat.react(uid, meetingId, messageId, None, request_id)
+    return json_response(200, {"messageId": messageId, "reactions": reactions})
+
+
+handler = lambda_handler_for("delete_reaction")

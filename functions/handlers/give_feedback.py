@@ -1,0 +1,18 @@
+"""POST /meetings/{meetingId}/feedback: the post-call survey (any participant; a second answer replaces the first)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.feedback.models import FeedbackBody
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, body: FeedbackBody, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    result = runtime().feedback.give(
+        uid, meetingId, rating=body.rating, issues=list(body.issues), comment=body.comment, request_id=request_id
+    )
+    return json_response(200, result)
+
+
+handler = lambda_handler_for("give_feedback")

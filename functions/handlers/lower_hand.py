@@ -1,0 +1,14 @@
+"""DELETE /meetings/{meetingId}/hand: Lower the caller's hand (any participant)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, runtime().controls.hand(uid, meetingId, False, request_id))
+
+
+handler = lambda_handler_for("lower_hand")

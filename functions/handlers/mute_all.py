@@ -1,0 +1,14 @@
+"""POST /meetings/{meetingId}/participants/mute-all: mute everyone except the caller (clinical staff)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, runtime().controls.mute_all(uid, meetingId, request_id))
+
+
+handler = lambda_handler_for("mute_all")

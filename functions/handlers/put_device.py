@@ -1,0 +1,20 @@
+"""PUT /devices/{installationId}: register or refresh the caller's push token for this installation."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.notifications.models import DeviceBody, InstallationIdParam
+from videocall.runtime import runtime
+
+
+def endpoint(
+    installationId: InstallationIdParam, body: DeviceBody, uid: FirebaseUid, request_id: RequestId
+) -> Response[Any]:
+    device = runtime().notifications.register_device(
+        uid, installationId, fcm_token=body.fcmToken, platform=body.platform, request_id=request_id
+    )
+    return json_response(200, device)
+
+
+handler = lambda_handler_for("put_device")

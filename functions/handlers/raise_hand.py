@@ -1,0 +1,14 @@
+"""POST /meetings/{meetingId}/hand: Raise the caller's hand (any participant)."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.runtime import runtime
+
+
+def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+    return json_response(200, runtime().controls.hand(uid, meetingId, True, request_id))
+
+
+handler = lambda_handler_for("raise_hand")

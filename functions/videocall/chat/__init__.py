@@ -1,0 +1,1 @@
+"""Chat: the in-call chat's durable history (messages, receipts, reactions) and its attachments."""

@@ -1,0 +1,1 @@
+"""Feedback: the post-call quality survey (rating, what went wrong, a comment)."""
