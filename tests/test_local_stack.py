@@ -187,3 +187,42 @@ def test_seeding_appointments_for_users_seeded_from_an_earlier_file(
     from conftest import query
 
     assert query(clean_db, "SELECT id FROM appointments WHERE id = 'appt_later'") == [{"id": "appt_later"}]
+
+
+def test_the_waiting_room_end_to_end_over_http(server: str, runtime: Runtime, world: World):
+    """The provider opens a consultation with a waiting room; the patient's app waits (202, Retry-After,
+    no JoinToken) and the provider's phone is told; the provider admits; the patient's next call joins
+    and the patient's phone is told; the old contract answers 409 waiting_room."""
+    from videocall.local.push import LocalPushSender
+
+    pushes = runtime.push_sender
+    assert isinstance(pushes, LocalPushSender)
+    http(server, "PUT", "/devices/provider-phone-installation-1", world.provider.token,
+         {"fcmToken": "fcm-provider-0123456789", "platform": "ios"})  # fmt: skip
+    http(server, "PUT", "/devices/patient-phone-installation-01", world.patient.token,
+         {"fcmToken": "fcm-patient-0123456789", "platform": "android"})  # fmt: skip
+    status, created = http(server, "POST", "/meetings", world.provider.token,
+                           {"appointmentId": "appt_123", "waitingRoom": True})  # fmt: skip
+    assert status == 201
+    meeting_id = created["meeting"]["MeetingId"]
+
+    request = urllib.request.Request(f"{server}/meetings/{meeting_id}/attendees", data=b"", method="POST")
+    request.add_header("Authorization", f"Bearer {world.patient.token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202 and response.headers["Retry-After"] == "5"
+        waiting = json.loads(response.read())
+    assert waiting["status"] == "waiting" and "attendee" not in waiting
+    assert [p.kind for p in pushes.to(world.provider.id)] == ["patient_waiting"]
+
+    status, old = http(server, "POST", "/chime-meeting-token", world.patient.token,
+                       {"action": "join", "meetingId": meeting_id})  # fmt: skip
+    assert (status, old["error"]["code"]) == (409, "waiting_room")
+
+    status, lobby = http(server, "GET", f"/meetings/{meeting_id}/lobby", world.provider.token)
+    assert status == 200 and [w["userId"] for w in lobby["waiting"]] == [world.patient.id]
+    status, _ = http(server, "POST", f"/meetings/{meeting_id}/lobby/{world.patient.id}", world.provider.token,
+                     {"decision": "admit"})  # fmt: skip
+    assert status == 200
+    assert "admitted" in [p.kind for p in pushes.to(world.patient.id)]
+    status, joined = http(server, "POST", f"/meetings/{meeting_id}/attendees", world.patient.token)
+    assert status == 200 and joined["attendee"]["JoinToken"]
