@@ -36,6 +36,7 @@ NOT_FOUND: Cell = (404, "meeting_not_found")
 NOT_A_PARTICIPANT: Cell = (403, "not_a_participant")
 NOT_UPLOADED: Cell = (409, "attachment_not_uploaded")
 NO_DEVICE: Cell = (404, "device_not_found")
+IN_USE: Cell = (409, "installation_in_use")
 
 
 def participants(ok: int = 200, patient: Cell | None = None) -> tuple[Cell, ...]:
@@ -103,9 +104,10 @@ MATRIX: dict[str, tuple[Cell, ...]] = {
     "raise_hand": participants(),
     "lower_hand": participants(),
     "give_feedback": participants(),
-    # devices belong to a user: the installation is the appointment's patient's. Registering an installation
-    # moves it to the caller (a shared phone signed in again); only its owner removes it.
-    "put_device": ((200, None),) * 5 + (U, N),
+    # devices belong to a user: the installation is the appointment's patient's. Only its holder refreshes it
+    # (another user needs the device's current FCM token to move it: a shared phone signed in again), and
+    # only its owner removes it.
+    "put_device": (IN_USE, (200, None), IN_USE, IN_USE, IN_USE, U, N),
     "delete_device": (NO_DEVICE, (200, None), NO_DEVICE, NO_DEVICE, NO_DEVICE, U, N),
 }
 

@@ -121,3 +121,12 @@ def test_without_a_token_the_answer_is_401_before_any_body_is_read(api: Api):
 def test_an_unsupported_language_is_not_echoed(api: Api, world: World):
     reply = api.legacy(create_body(transcriptionLanguage="zz-<script>"), token=world.provider.token)
     assert reply.code == "unsupported_transcription_language" and "zz-" not in reply.body["error"]["message"]
+
+
+def test_a_lone_surrogate_in_a_string_is_a_400_not_a_500(api: Api, world: World):
+    """JSON can spell "\\ud800"; UTF-8 (the database, the logs) cannot hold it."""
+    body = {k: v for k, v in create_body(enableRecording=False, enableTranscription=False).items() if k != "action"}
+    meeting_id = api.post("/meetings", body, token=world.provider.token).body["meeting"]["MeetingId"]
+    reply = api.call("POST", f"/meetings/{meeting_id}/messages", token=world.patient.token,
+                     raw='{"clientMessageId":"s1","text":"hi \\ud800 there"}')  # fmt: skip
+    assert (reply.status, reply.code) == (400, "invalid_request")

@@ -821,3 +821,35 @@ def test_every_attachments_call_is_in_its_routes_aws_actions(api: Api, world: Wo
     used.pop("the test itself", None)
     for route, actions in used.items():
         assert actions <= set(tables[route]), f"{route} calls {sorted(actions - set(tables[route]))}"
+
+
+def test_a_link_serves_the_scanned_version_never_bytes_posted_again_under_the_key(
+    api: Api, world: World, aws: LocalAws, clean_db: str, runtime: Runtime
+):
+    """The upload form lives a few minutes: posting it again puts new (unscanned) bytes under the same key.
+    A link is signed for the version whose verdict was read."""
+    meeting_id = new_meeting(api, world)
+    reply = api.post(f"/meetings/{meeting_id}/attachments", {"fileName": "scan.pdf", "contentType": "application/pdf",
+                                                             "size": len(PDF)}, token=world.patient.token)  # fmt: skip
+    form = reply.body["upload"]
+    assert upload(form, PDF).status_code == 204
+    attachment_id = reply.body["attachmentId"]
+    post(api, meeting_id, world.patient.token, "my scan", attachmentId=attachment_id)
+    tag(aws, clean_db, attachment_id, "NO_THREATS_FOUND")
+    link = api.get(f"/meetings/{meeting_id}/attachments/{attachment_id}", token=world.provider.token)
+    assert link.status == 200, link.body
+    assert upload(form, b"%PDF-EVIL" + b"!" * (len(PDF) - 9)).status_code == 204  # same form, new bytes
+    assert requests.get(link.body["downloadUrl"], timeout=10).content == PDF
+
+
+def test_file_names_with_invisible_format_characters_are_refused_and_downloads_keep_the_types_extension(
+    api: Api, world: World
+):
+    meeting_id = new_meeting(api, world)
+    spoof = api.post(f"/meetings/{meeting_id}/attachments", {"fileName": "invoice\u202efdp.exe",
+                                                             "contentType": "application/pdf", "size": 10},
+                     token=world.patient.token)  # fmt: skip
+    assert spoof.status == 400
+    assert safe_file_name("report.pdf.html", "application/pdf") == "report.pdf.html.pdf"
+    assert safe_file_name("x-ray.jpeg", "image/jpeg") == "x-ray.jpeg"
+    assert safe_file_name("lab.pdf", "application/pdf") == "lab.pdf"

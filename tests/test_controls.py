@@ -347,3 +347,92 @@ def test_join_still_costs_two_round_trips_with_the_waiting_room_and_stored_mute(
     before = runtime.db.round_trips
     assert join(api, meeting_id, world.patient).status == 200
     assert runtime.db.round_trips - before == 2
+
+
+# --- what a red-team pass found (each failed before its fix) ---------------------------------------------
+def test_a_removed_staff_member_loses_every_control_and_cannot_readmit_herself(api: Api, world: World):
+    meeting_id = start(api, world)
+    join(api, meeting_id, world.patient)
+    group(api, world, meeting_id, world.nurse)
+    api.delete(f"/meetings/{meeting_id}/participants/{world.nurse.id}", token=world.provider.token)
+    base = f"/meetings/{meeting_id}"
+    for attempt in (
+        api.get(f"{base}/lobby", token=world.nurse.token),
+        api.patch(f"{base}/participants/{world.patient.id}", {"audio": "off"}, token=world.nurse.token),
+        api.delete(f"{base}/participants/{world.patient.id}", token=world.nurse.token),
+        api.post(f"{base}/lobby/{world.nurse.id}", {"decision": "admit"}, token=world.nurse.token),
+        api.post(f"{base}/messages", {"clientMessageId": "n1", "text": "still here"}, token=world.nurse.token),
+        api.get(base, token=world.nurse.token),
+        join(api, meeting_id, world.nurse),
+    ):
+        assert (attempt.status, attempt.code) == (403, "participant_removed"), attempt.body
+    # the provider admits her again: she is back, with her controls
+    api.post(f"{base}/lobby/{world.nurse.id}", {"decision": "admit"}, token=world.provider.token)
+    assert join(api, meeting_id, world.nurse).status == 200
+    assert api.get(f"{base}/lobby", token=world.nurse.token).status == 200
+
+
+def test_a_removed_or_denied_patient_cannot_chat_or_raise_a_hand(api: Api, world: World):
+    meeting_id = start(api, world, waitingRoom=True)
+    api.post(f"/meetings/{meeting_id}/lobby/{world.patient.id}", {"decision": "deny"}, token=world.provider.token)
+    post = api.post(f"/meetings/{meeting_id}/messages", {"clientMessageId": "p1", "text": "hi"},
+                    token=world.patient.token)  # fmt: skip
+    assert (post.status, post.code) == (403, "admission_denied")
+    assert api.post(f"/meetings/{meeting_id}/hand", token=world.patient.token).code == "admission_denied"
+
+
+def test_a_poll_racing_a_decision_never_undoes_it(api: Api, world: World, runtime: Runtime, clean_db: str):
+    """The poll read "waiting", the provider decided, then the poll's lobby statement ran."""
+    from videocall.controls.repository import ControlsRepository
+    from videocall.core.audit import AuditEntry
+
+    meeting_id = start(api, world, waitingRoom=True)
+    assert join(api, meeting_id, world.patient).status == 202
+    api.post(f"/meetings/{meeting_id}/lobby/{world.patient.id}", {"decision": "deny"}, token=world.provider.token)
+    late_poll = ControlsRepository(runtime.db).enter_lobby(
+        appointment_id="appt_123", session_id=None, user_id=world.patient.id,
+        audit=AuditEntry(world.patient.id, "lobby.wait", "appt_123", world.patient.id, meeting_id, None),
+    )  # fmt: skip
+    assert late_poll is False
+    assert [r["state"] for r in query(clean_db, "SELECT state FROM lobby_entries")] == ["denied"]
+
+
+def test_mute_all_on_a_meeting_chime_ended_is_410_not_500(api: Api, world: World, emulator: ChimeEmulator):
+    meeting_id = start(api, world)
+    join(api, meeting_id, world.patient)
+    api.deliver_events = False  # Chime ended it; its MeetingEnded event has not arrived yet
+    emulator.auto_end(meeting_id)
+    reply = api.post(f"/meetings/{meeting_id}/participants/mute-all", token=world.provider.token)
+    assert (reply.status, reply.code) == (410, "meeting_ended")
+
+
+def test_batch_join_creates_each_attendee_with_what_is_stored_for_them(api: Api, world: World, emulator: ChimeEmulator):
+    meeting_id = start(api, world)
+    api.patch(f"/meetings/{meeting_id}/participants/{world.patient.id}", {"video": "off", "audio": "off"},
+              token=world.provider.token)  # fmt: skip
+    attendees = group(api, world, meeting_id, world.patient, world.nurse)
+    assert emulator.capabilities(meeting_id, attendees[world.patient.id]) == {
+        "Audio": "Receive", "Video": "Receive", "Content": "SendReceive"}  # fmt: skip
+    assert emulator.capabilities(meeting_id, attendees[world.nurse.id])["Audio"] == "SendReceive"
+
+
+def test_batch_join_refuses_a_denied_patient(api: Api, world: World):
+    meeting_id = start(api, world, waitingRoom=True)
+    assert join(api, meeting_id, world.patient).status == 202
+    api.post(f"/meetings/{meeting_id}/lobby/{world.patient.id}", {"decision": "deny"}, token=world.provider.token)
+    reply = api.post(f"/meetings/{meeting_id}/attendees/batch", {"userIds": [world.patient.id]},
+                     token=world.provider.token)  # fmt: skip
+    assert [e["code"] for e in reply.body["errors"]] == ["participant_denied"] and reply.body["attendees"] == []
+
+
+def test_a_clinician_who_is_the_appointments_patient_is_not_its_clinical_controller(api: Api, world: World,
+                                                                                  clean_db: str):  # fmt: skip
+    from conftest import add_appointment
+
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        add_appointment(conn, "appt_staff", world.provider, world.nurse)  # the nurse is the patient here
+    reply = api.post("/meetings", body(appointment_id="appt_staff"), token=world.provider.token)
+    meeting_id = reply.body["meeting"]["MeetingId"]
+    group(api, world, meeting_id, world.nurse)
+    lobby = api.get(f"/meetings/{meeting_id}/lobby", token=world.nurse.token)
+    assert (lobby.status, lobby.code) == (403, "not_a_clinical_controller")

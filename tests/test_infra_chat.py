@@ -118,7 +118,7 @@ def test_chat_routes_are_granted_on_the_attachments_bucket_and_key_only(dev: Syn
                 assert resources <= allowed, (route, actions, resources)
                 granted.setdefault(route, set()).update(actions)
     assert granted == {"create_attachment": {"s3:PutObject", "kms:GenerateDataKey"},
-                       "get_attachment": {"s3:GetObject", "s3:GetObjectTagging", "kms:Decrypt"}}  # fmt: skip
+                       "get_attachment": {"s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "kms:Decrypt"}}  # fmt: skip
     # Erasure and retention may delete attachments, export may link to them: on the attachments resources too.
     for route, action in (("erase", "s3:DeleteObjectVersion"), ("apply_retention", "s3:DeleteObjectVersion"),
                           ("export_patient", "s3:GetObjectTagging")):  # fmt: skip

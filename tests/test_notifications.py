@@ -80,8 +80,13 @@ def test_a_device_registers_refreshes_moves_to_another_user_and_is_removed_by_it
     assert [(d["user_id"], d["fcm_token"]) for d in devices_in_db(clean_db)] == [
         (world.patient.id, "fcm-token-refreshed:APA91b_new")]  # fmt: skip
 
-    # The same installation signed in as the provider: it is the provider's now, and only theirs.
-    moved = register(api, world.provider, PATIENT_ANDROID, "android", "fcm-token-after-sign-in:APA91b_x")
+    # Someone who knows only the installation id cannot take it (the patient's pushes would stop).
+    taken = register(api, world.outsider, PATIENT_ANDROID, "android", "fcm-token-of-another-phone:APA91b_y")
+    assert (taken.status, taken.code) == (409, "installation_in_use")
+    assert [d["user_id"] for d in devices_in_db(clean_db)] == [world.patient.id]
+
+    # The same phone signed in as the provider (it holds the device's current token): the provider's now.
+    moved = register(api, world.provider, PATIENT_ANDROID, "android", "fcm-token-refreshed:APA91b_new")
     assert moved.status == 200
     assert [d["user_id"] for d in devices_in_db(clean_db)] == [world.provider.id]
 

@@ -118,6 +118,11 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
         logger.warning("database refused a value", extra={"sqlstate": exc.sqlstate})
         return error_response(InvalidRequest("A value in the request cannot be stored."))
 
+    @app.exception_handler(UnicodeEncodeError)
+    def _not_unicode(_: UnicodeEncodeError) -> Response:
+        # JSON can spell a lone surrogate ("\ud800"); no UTF-8 text (the database's, a log's) can hold it.
+        return error_response(InvalidRequest("A string in the request is not valid Unicode."))
+
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
         return error_response(_validation_error(exc))

@@ -24,7 +24,7 @@ what is not from the SAR):
 | kms:Decrypt | key* (key kms:ViaService) | the recordings key, through S3 only |
 | comprehendmedical:DetectEntitiesV2, InferICD10CM | none | `*` |
 | bedrock:InvokeModel (the Converse API) | foundation-model, inference-profile, ... | the configured model only (5) |
-| s3:PutObject, GetObject(Tagging), DeleteObject(Version) `@attachments` | object | `<bucket>/attachments/*` (6) |
+| s3:Put/GetObject, GetObjectTagging/Version, DeleteObject(Version) `@attachments` | object | `attachments/*` (6) |
 | s3:ListBucketVersions `@attachments` | bucket (key s3:prefix) | the attachments bucket, `attachments/*` |
 | kms:GenerateDataKey, kms:Decrypt `@attachments` | key* (key kms:ViaService) | the attachments key, through S3 only |
 | secretsmanager:GetSecretValue | secret* | the push credentials secret only (7) |
@@ -145,6 +145,7 @@ RESOURCE_TYPES: dict[str, On] = {
     "s3:PutObject@attachments": On.ATTACHMENTS_OBJECTS,
     "s3:GetObject@attachments": On.ATTACHMENTS_OBJECTS,
     "s3:GetObjectTagging@attachments": On.ATTACHMENTS_OBJECTS,
+    "s3:GetObjectVersion@attachments": On.ATTACHMENTS_OBJECTS,
     "s3:DeleteObject@attachments": On.ATTACHMENTS_OBJECTS,
     "s3:DeleteObjectVersion@attachments": On.ATTACHMENTS_OBJECTS,
     "s3:ListBucketVersions@attachments": On.ATTACHMENTS_BUCKET,

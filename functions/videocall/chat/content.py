@@ -72,14 +72,17 @@ class ChatAttachmentsContent:
                 "uploadedAt": row["created_at"].isoformat(), "downloadUrl": None, "state": "available",
             }  # fmt: skip
             try:
-                refusal = self._scan_refusal(store.scan_status(row["s3_key"]))
+                scanned = store.scan_status(row["s3_key"])
+                refusal = self._scan_refusal(scanned.verdict)
             except LookupError:
                 item["state"] = "not_uploaded"
             else:
                 if refusal is not None:
                     item["state"] = refusal.code
                 else:
-                    item["downloadUrl"] = store.download_link(row["s3_key"], row["file_name"])
+                    item["downloadUrl"] = store.download_link(
+                        row["s3_key"], row["file_name"], version_id=scanned.version_id, content_type=row["content_type"]
+                    )
                     self._chat.audit(AuditEntry(actor, "chat.attachment_link", row["appointment_id"], None,
                                                 row["meeting_id"], request_id,
                                                 details={"attachment_id": row["attachment_id"], "via": "export"}),

@@ -22,7 +22,8 @@ VISIBLE = """(u.id IN (a.provider_id, a.patient_id)
               OR EXISTS (SELECT 1 FROM meeting_attendees v WHERE v.session_id = {m}.session_id AND v.user_id = u.id))"""
 
 # SQL's copy of core.access.authorize_join (the Python rule decides; tests hold the two together).
-PARTICIPANT = "(a.id IS NOT NULL AND (u.id IN (a.provider_id, a.patient_id) OR ma.added_by IS NOT NULL))"
+PARTICIPANT = """(a.id IS NOT NULL AND (u.id IN (a.provider_id, a.patient_id) OR ma.added_by IS NOT NULL)
+                  AND coalesce(cle.state, '') NOT IN ('removed', 'denied'))"""
 
 _CONTEXT = f"""{CALLER_AND_APPOINTMENT}, s.id::text AS session_id, s.status AS session_status"""
 # VISIBLE for the history page, where the caller is the `allowed` row x of the page statement.

@@ -34,6 +34,7 @@ import binascii
 import hashlib
 import hmac
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -249,7 +250,9 @@ class ChatService:
             raise AttachmentTypeNotAllowed(f"Allowed types: {', '.join(self._content_types)}.")
         if size > self._max_bytes:
             raise AttachmentTooLarge(f"Files of at most {self._max_bytes} bytes can be attached.")
-        if not file_name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in file_name):
+        # No control characters, and no invisible format characters (U+202E turns "fdp.exe" around on screen).
+        if not file_name.strip() or any(ord(c) < 32 or ord(c) == 127 or unicodedata.category(c) == "Cf"
+                                        for c in file_name):  # fmt: skip
             raise InvalidRequest("fileName must be a plain file name.")
         row = self._chat.meeting_context(firebase_uid, meeting_id)
         caller, appointment = self._participant(row, meeting_id, "chat.attachment_upload", request_id)
@@ -278,9 +281,10 @@ class ChatService:
             raise AttachmentNotFound()
         store = self._store()
         try:
-            verdict = store.scan_status(row["s3_key"])
+            scanned = store.scan_status(row["s3_key"])
         except LookupError:
             raise AttachmentNotUploaded() from None
+        verdict = scanned.verdict
         refusal = self.scan_refusal(verdict)
         if refusal is not None:
             self._chat.audit(self._audit(caller, "chat.attachment_link", appointment, meeting_id, request_id,
@@ -289,7 +293,8 @@ class ChatService:
                              row["session_id"])  # fmt: skip
             count_failure(refusal.code)
             raise refusal
-        url = store.download_link(row["s3_key"], row["file_name"])
+        url = store.download_link(row["s3_key"], row["file_name"], version_id=scanned.version_id,
+                                  content_type=row["content_type"])  # fmt: skip
         self._chat.audit(self._audit(caller, "chat.attachment_link", appointment, meeting_id, request_id,
                                      details={"attachment_id": attachment_id}), row["session_id"])  # fmt: skip
         metrics.add_metric(name="AttachmentLinksIssued", unit=MetricUnit.Count, value=1)
@@ -313,7 +318,8 @@ class ChatService:
         caller = caller_from(row)
         assert row is not None
         appointment: Appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"])),
+            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
+                                   lobby_state=row["caller_lobby_state"]),
             caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         return caller, appointment

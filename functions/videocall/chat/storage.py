@@ -44,16 +44,32 @@ def appointment_folder(appointment_id: str) -> str:
     return f"{PREFIX}{appointment_id}/"
 
 
-def safe_file_name(name: str, *, limit: int = 100) -> str:
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf", "image/heic": "heic",
+              "text/plain": "txt"}  # fmt: skip
+
+
+def safe_file_name(name: str, content_type: str | None = None, *, limit: int = 100) -> str:
     """A Content-Disposition-safe ASCII file name: accents folded, anything but letters, digits, '.', '_'
-    and '-' made '_', no leading dots, the extension kept when shortened; 'attachment' when nothing is left."""
+    and '-' made '_', no leading dots, the extension kept when shortened; 'attachment' when nothing is left.
+    With a known `content_type`, the extension is the type's (the stored bytes are that type)."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", folded).strip("._") or "attachment"
+    extension = EXTENSIONS.get((content_type or "").lower())
+    if extension:
+        stem, dot, current = cleaned.rpartition(".")
+        if not (dot and current.lower() in (extension, "jpeg" if extension == "jpg" else extension)):
+            cleaned = f"{cleaned}.{extension}"
     if len(cleaned) > limit:
         stem, dot, ext = cleaned.rpartition(".")
         ext = ext[:10] if dot else ""
         cleaned = (stem if dot else cleaned)[: limit - len(ext) - 1].rstrip("._") + (f".{ext}" if ext else "")
     return cleaned
+
+
+@dataclass(frozen=True)
+class Scanned:
+    verdict: str | None  # GuardDuty's tag value; None: not scanned yet
+    version_id: str | None  # the object version the verdict belongs to
 
 
 @dataclass(frozen=True)
@@ -96,35 +112,35 @@ class AttachmentStore:
     def upload_seconds(self) -> int:
         return self._upload_seconds
 
-    def scan_status(self, key: str) -> str | None:
-        """The GuardDuty verdict tag, or None when the object has none yet. Raises LookupError when the
-        object does not exist (not uploaded)."""
+    def scan_status(self, key: str) -> Scanned:
+        """The GuardDuty verdict tag of the object's current version (None when it has none yet), and that
+        version: a link is signed for exactly the version whose verdict was read, so bytes posted again
+        under the same key later (the upload form lives a few minutes) are never what it serves. Raises
+        LookupError when the object does not exist (not uploaded)."""
         self._aws_calls += 1
         try:
-            tags = self._client.get_object_tagging(Bucket=self.bucket, Key=key).get("TagSet", [])
+            response = self._client.get_object_tagging(Bucket=self.bucket, Key=key)
+            tags = response.get("TagSet", [])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code", "") in _MISSING:
                 raise LookupError("not uploaded") from None
             raise ObjectStore._unavailable("get_object_tagging", exc) from None
         except BotoCoreError as exc:
             raise ObjectStore._unavailable("get_object_tagging", exc) from None
-        for tag in tags:
-            if tag.get("Key") == SCAN_TAG:
-                return str(tag.get("Value"))
-        return None
+        verdict = next((str(t.get("Value")) for t in tags if t.get("Key") == SCAN_TAG), None)
+        return Scanned(verdict, response.get("VersionId"))
 
-    def download_link(self, key: str, file_name: str) -> str:
-        """A presigned GET that expires, served as an attachment under a safe name (never inline)."""
+    def download_link(self, key: str, file_name: str, *, version_id: str | None, content_type: str) -> str:
+        """A presigned GET that expires, of one version, served as an attachment under a safe name whose
+        extension is the type's (never inline; never `report.pdf.html`)."""
+        params = {
+            "Bucket": self.bucket, "Key": key,
+            "ResponseContentDisposition": f'attachment; filename="{safe_file_name(file_name, content_type)}"',
+        }  # fmt: skip
+        if version_id and version_id != "null":
+            params["VersionId"] = version_id
         try:
-            url: str = self._client.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self.bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{safe_file_name(file_name)}"',
-                },
-                ExpiresIn=self.link_seconds,
-            )
+            url: str = self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=self.link_seconds)
         except (BotoCoreError, ClientError) as exc:
             raise ObjectStore._unavailable("presign", exc) from None
         return url

@@ -18,7 +18,7 @@ from typing import Any
 
 from videocall.core.access import Appointment, Caller, Membership, is_clinical_controller
 from videocall.core.db import Row
-from videocall.core.errors import DomainError, NotAClinicalController
+from videocall.core.errors import AdmissionDenied, DomainError, NotAClinicalController, ParticipantRemoved
 
 ON, OFF = "SendReceive", "Receive"
 KINDS = ("audio", "video", "content")
@@ -35,18 +35,6 @@ ADMISSION_JOINS = """
       LEFT JOIN lobby_entries le ON le.appointment_id = a.id AND le.user_id = u.id
       LEFT JOIN participant_controls pc ON pc.session_id = s.id AND pc.user_id = u.id
       LEFT JOIN session_controls sc ON sc.session_id = s.id"""
-
-
-class AdmissionDenied(DomainError):
-    status = 403
-    code = "admission_denied"
-    message = "The clinician did not admit you to this consultation."
-
-
-class ParticipantRemoved(DomainError):
-    status = 403
-    code = "participant_removed"
-    message = "You were removed from this consultation; the clinician can admit you again."
 
 
 class WaitingRoomOnlyForClinicians(NotAClinicalController):

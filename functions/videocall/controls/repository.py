@@ -134,9 +134,8 @@ class ControlsRepository:
             f"""WITH saved AS (
                     INSERT INTO lobby_entries AS le (appointment_id, user_id, state, waiting_since)
                     VALUES (%(appointment_id)s, %(user_id)s, 'waiting', now())
-                    ON CONFLICT (appointment_id, user_id) DO UPDATE
-                       SET state = 'waiting', waiting_since = now(), updated_at = now()
-                     WHERE le.state <> 'waiting'
+                    -- a poll racing a decision never undoes it (the decision stays, the poll stays waiting once)
+                    ON CONFLICT (appointment_id, user_id) DO NOTHING
                     RETURNING 1
                 ),
                 -- audited once, when they start waiting (not on every poll)

@@ -192,12 +192,18 @@ class ControlsService:
                 audio=OFF, video=person["video"] or "SendReceive", content=person["content"] or "SendReceive"
             )
         kept = [p["attendee_id"] for p in row["people"] if p["user_id"] in exempt and p["attendee_id"]]
-        self._apply_mute_all(meeting_id, kept, muted)
+        # Stored first: whoever joins from now on reads "muted" and is created muted; whoever joined before
+        # has an attendee the Chime call below reaches. (A join that read the old default and creates its
+        # attendee after the Chime call is the window left: milliseconds; mute-all again closes it.)
         self._controls.mute_all(
             session_id=row["session_id"], exempt_user_id=caller.user_id, user_ids=[p["user_id"] for p in others],
             audit=AuditEntry(caller.user_id, "participant.mute_all", appointment.id, appointment.patient_id,
                              meeting_id, request_id, details={"muted": len(others)}),
         )  # fmt: skip
+        try:
+            self._apply_mute_all(meeting_id, kept, muted)
+        except ChimeMeetingGone:
+            raise MeetingEnded() from None  # Chime ended it (the MeetingEnded event will close the session)
         return {"meetingId": meeting_id, "muted": len(others)}
 
     def _apply_mute_all(self, meeting_id: str, kept: list[str], muted: dict[str, Capabilities]) -> None:
@@ -247,7 +253,8 @@ class ControlsService:
         caller = caller_from(row)
         assert row is not None
         appointment: Appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added),
+            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added,
+                                   lobby_state=membership_from(row).lobby_state),
             caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         return caller, appointment

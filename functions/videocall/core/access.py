@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from videocall.core.errors import (
     AdminOnly,
+    AdmissionDenied,
     AppointmentNotOpen,
     MeetingNotFound,
     NotAClinicalController,
@@ -32,6 +33,7 @@ from videocall.core.errors import (
     NotAllowedToEnd,
     NotAllowedToRecordConsent,
     NotAParticipant,
+    ParticipantRemoved,
     VideoNotEnabled,
 )
 
@@ -46,9 +48,15 @@ class Caller:
 
 @dataclass(frozen=True)
 class Membership:
-    """The caller's place in one meeting: whether a user added them (batch-join), and who."""
+    """The caller's place in one meeting: whether a user added them (batch-join), and who; and their
+    admission to the appointment (waiting, admitted, denied, removed: the controls context's lobby)."""
 
     added_by: str | None = None
+    lobby_state: str | None = None
+
+    @property
+    def excluded(self) -> bool:
+        return self.lobby_state in ("removed", "denied")
 
     @property
     def was_added(self) -> bool:
@@ -84,33 +92,42 @@ def authorize_create(caller: Caller, appointment: Appointment | None) -> Appoint
 
 def authorize_join(
     caller: Caller, appointment: Appointment | None, *, was_added: bool, created_by: str | None = None,
-    added_by: str | None = None,
+    added_by: str | None = None, lobby_state: str | None = None,
 ) -> Appointment:  # fmt: skip
+    """Participants; someone removed from (or denied) the consultation is not one until admitted again."""
     if appointment is None or not (appointment.is_participant(caller) or was_added):
         raise MeetingNotFound()
+    if lobby_state == "removed":
+        raise ParticipantRemoved()
+    if lobby_state == "denied":
+        raise AdmissionDenied()
     return appointment
 
 
 def is_clinical_controller(caller: Caller, appointment: Appointment, membership: Membership) -> bool:
-    """The appointment's provider, or provider-role staff the provider added to this meeting."""
+    """The appointment's provider, or provider-role staff the provider added to this meeting (never the
+    appointment's patient, whatever their role; never someone removed or denied)."""
     if caller.user_id == appointment.provider_id:
         return True
+    if caller.user_id == appointment.patient_id or membership.excluded:
+        return False
     return caller.role == "provider" and membership.added_by == appointment.provider_id
 
 
 def authorize_add_attendees(
     caller: Caller, appointment: Appointment | None, *, created_by: str | None, was_added: bool,
-    added_by: str | None = None,
+    added_by: str | None = None, lobby_state: str | None = None,
 ) -> Appointment:  # fmt: skip
-    appointment = authorize_join(caller, appointment, was_added=was_added)
-    if not is_clinical_controller(caller, appointment, Membership(added_by)):
+    appointment = authorize_join(caller, appointment, was_added=was_added, lobby_state=lobby_state)
+    if not is_clinical_controller(caller, appointment, Membership(added_by, lobby_state)):
         raise NotAllowedToAddAttendees()
     return appointment
 
 
 def authorize_clinical_control(caller: Caller, appointment: Appointment | None, membership: Membership) -> Appointment:
     """Recording, transcription, moderation. Outsiders get the meeting's 404, patients a 403."""
-    appointment = authorize_join(caller, appointment, was_added=membership.was_added)
+    appointment = authorize_join(caller, appointment, was_added=membership.was_added,
+                                 lobby_state=membership.lobby_state)  # fmt: skip
     if not is_clinical_controller(caller, appointment, membership):
         raise NotAClinicalController()
     return appointment
@@ -152,9 +169,9 @@ def authorize_admin(caller: Caller) -> Caller:
 
 def authorize_end(
     caller: Caller, appointment: Appointment | None, *, created_by: str | None, was_added: bool,
-    added_by: str | None = None,
+    added_by: str | None = None, lobby_state: str | None = None,
 ) -> Appointment:  # fmt: skip
-    appointment = authorize_join(caller, appointment, was_added=was_added)
+    appointment = authorize_join(caller, appointment, was_added=was_added, lobby_state=lobby_state)
     if caller.user_id == appointment.provider_id:
         return appointment
     if caller.user_id == created_by and caller.role != "patient":

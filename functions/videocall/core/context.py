@@ -22,20 +22,31 @@ CALLER_AND_APPOINTMENT = """
     a.id AS appointment_id, a.provider_id::text AS provider_id, a.patient_id::text AS patient_id,
     a.video_enabled, a.status AS appointment_status, a.erased_at IS NOT NULL AS appointment_erased,
     ma.attendee_id AS caller_attendee_id, ma.added_by IS NOT NULL AS caller_was_added,
-    ma.added_by::text AS caller_added_by"""
+    ma.added_by::text AS caller_added_by, cle.state AS caller_lobby_state"""
+
+# The caller's admission to the appointment (controls context, read-only): removed or denied people
+# are no longer participants until a clinician admits them again.
+CALLER_ADMISSION_JOIN = """
+      LEFT JOIN lobby_entries cle ON cle.appointment_id = a.id AND cle.user_id = u.id"""
 
 # FROM clause for an action on one meeting: %(uid)s is the caller's Firebase uid, %(meeting_id)s the meeting.
-MEETING_JOINS = """
+MEETING_JOINS = (
+    """
       FROM users u
       LEFT JOIN video_call_sessions s ON s.meeting_id = %(meeting_id)s
       LEFT JOIN appointments a ON a.id = s.appointment_id
       LEFT JOIN meeting_attendees ma ON ma.session_id = s.id AND ma.user_id = u.id"""
+    + CALLER_ADMISSION_JOIN
+)
 
 # FROM clause for an action on one appointment (no meeting): %(uid)s and %(appointment_id)s.
-APPOINTMENT_JOINS = """
+APPOINTMENT_JOINS = (
+    """
       FROM users u
       LEFT JOIN appointments a ON a.id = %(appointment_id)s
       LEFT JOIN LATERAL (SELECT NULL::text AS attendee_id, NULL::uuid AS added_by) ma ON true"""
+    + CALLER_ADMISSION_JOIN
+)
 
 T = TypeVar("T")
 
@@ -60,7 +71,7 @@ def appointment_from(row: Row) -> Appointment | None:
 
 
 def membership_from(row: Row) -> Membership:
-    return Membership(added_by=row.get("caller_added_by"))
+    return Membership(added_by=row.get("caller_added_by"), lobby_state=row.get("caller_lobby_state"))
 
 
 class AccessGate:

@@ -128,6 +128,15 @@ class AppointmentNotFound(DomainError):
     message = "No such appointment."
 
 
+class InstallationInUse(DomainError):
+    status = 409
+    code = "installation_in_use"
+    message = (
+        "This installation is registered to another user: sign out there first, or register it with the "
+        "device's current FCM token."
+    )
+
+
 class DeviceNotFound(DomainError):
     # Also the answer for another user's installation: nobody learns which installations exist.
     status = 404
@@ -189,6 +198,16 @@ class CreateInProgress(DomainError):
     status = 409
     code = "create_in_progress"
     message = "The meeting is being created; retry shortly."
+
+
+class AdmissionDenied(Forbidden):
+    code = "admission_denied"
+    message = "The clinician did not admit you to this consultation."
+
+
+class ParticipantRemoved(Forbidden):
+    code = "participant_removed"
+    message = "You were removed from this consultation; the clinician can admit you again."
 
 
 class WaitingRoom(DomainError):

@@ -95,7 +95,9 @@ NOTIFY = ("secretsmanager:GetSecretValue",)
 # The chat's attachments bucket and its key: `@attachments` names them (infra/components/iam.py grants the
 # action there, never on the recordings bucket). Presigned POSTs and GETs carry the function's credentials.
 UPLOAD_ATTACHMENTS = ("s3:PutObject@attachments", "kms:GenerateDataKey@attachments")
-READ_ATTACHMENTS = ("s3:GetObject@attachments", "kms:Decrypt@attachments", "s3:GetObjectTagging@attachments")
+# A download link names the object version whose scan verdict was read (s3:GetObjectVersion).
+READ_ATTACHMENTS = ("s3:GetObject@attachments", "s3:GetObjectVersion@attachments", "kms:Decrypt@attachments",
+                    "s3:GetObjectTagging@attachments")  # fmt: skip
 DELETE_ATTACHMENTS = (
     "s3:ListBucketVersions@attachments", "s3:DeleteObject@attachments", "s3:DeleteObjectVersion@attachments",
 )  # fmt: skip

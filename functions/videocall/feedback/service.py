@@ -31,7 +31,8 @@ class FeedbackService:
         caller = caller_from(row)
         assert row is not None
         appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added),
+            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added,
+                                   lobby_state=membership_from(row).lobby_state),
             caller=caller, action="feedback.give", row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         issues = list(dict.fromkeys(issues))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -164,8 +164,9 @@ class ChimeGateway:
             self._call("delete_attendee", MeetingId=meeting_id, AttendeeId=attendee_id)
 
     def batch_create_attendees(
-        self, meeting_id: str, external_user_ids: Sequence[str], capabilities: dict[str, str] | None = None
-    ) -> BatchResult:
+        self, meeting_id: str, external_user_ids: Sequence[str],
+        capabilities: Mapping[str, dict[str, str]] | None = None,
+    ) -> BatchResult:  # fmt: skip
         """Add attendees in chunks of 100, the chunks run concurrently; partial failure is reported per user."""
         chunks = [
             list(external_user_ids[i : i + MAX_ATTENDEES_PER_BATCH])
@@ -182,15 +183,17 @@ class ChimeGateway:
         return result
 
     def _batch_chunk(
-        self, meeting_id: str, external_user_ids: list[str], capabilities: dict[str, str] | None
+        self, meeting_id: str, external_user_ids: list[str], capabilities: Mapping[str, dict[str, str]] | None
     ) -> BatchResult:
-        allowed = capabilities or ATTENDEE_CAPABILITIES
+        """`capabilities`: per ExternalUserId (what each may send; all on when not given)."""
+        allowed = capabilities or {}
         try:
             response = self._call(
                 "batch_create_attendee",
                 MeetingId=meeting_id,
-                Attendees=[{"ExternalUserId": u, "Capabilities": allowed} for u in external_user_ids],
-            )
+                Attendees=[{"ExternalUserId": u, "Capabilities": allowed.get(u, ATTENDEE_CAPABILITIES)}
+                           for u in external_user_ids],
+            )  # fmt: skip
         except (ChimeUnavailable, UpstreamError) as exc:
             # A whole chunk failed: report each of its users, keep the other chunks' successes.
             return BatchResult(

@@ -14,8 +14,8 @@ from psycopg.types.json import Jsonb
 from videocall.controls.admission import ADMISSION_COLUMNS, ADMISSION_JOINS
 from videocall.core.audit import AUDIT_CTE as _AUDIT
 from videocall.core.audit import AuditEntry, write_audit
+from videocall.core.context import CALLER_ADMISSION_JOIN, MEETING_JOINS
 from videocall.core.context import CALLER_AND_APPOINTMENT as _CALLER_AND_APPOINTMENT
-from videocall.core.context import MEETING_JOINS
 from videocall.core.db import Database, Row
 
 _SESSION_COLUMNS = """
@@ -77,6 +77,7 @@ class SessionRepository:
                   LEFT JOIN video_call_sessions s
                          ON s.appointment_id = a.id AND s.status IN ('creating', 'active')
                   LEFT JOIN meeting_attendees ma ON ma.session_id = s.id AND ma.user_id = u.id
+                  {CALLER_ADMISSION_JOIN}
                   {ADMISSION_JOINS}
                  WHERE u.firebase_uid = %(uid)s""",
             {"uid": firebase_uid, "appointment_id": appointment_id, "stale_seconds": self._stale_seconds},
@@ -93,14 +94,16 @@ class SessionRepository:
         )
 
     def users_for_batch(self, session_id: str, user_ids: list[str]) -> list[Row]:
-        """The registered users among user_ids, with their attendee in this meeting if they have one, and
-        their admission (a person removed from the consultation is re-admitted through the lobby first)."""
+        """The registered users among user_ids, with their attendee in this meeting if they have one, their
+        admission (someone removed or denied is admitted through the lobby first) and what they may send."""
         return self._db.fetch_all(
-            """SELECT u.id::text AS user_id, ma.attendee_id, ma.external_user_id, le.state AS lobby_state
+            """SELECT u.id::text AS user_id, ma.attendee_id, ma.external_user_id, le.state AS lobby_state,
+                      pc.audio AS caps_audio, pc.video AS caps_video, pc.content AS caps_content
                  FROM users u
                  LEFT JOIN meeting_attendees ma ON ma.session_id = %(session_id)s AND ma.user_id = u.id
                  LEFT JOIN video_call_sessions s ON s.id = %(session_id)s
                  LEFT JOIN lobby_entries le ON le.appointment_id = s.appointment_id AND le.user_id = u.id
+                 LEFT JOIN participant_controls pc ON pc.session_id = s.id AND pc.user_id = u.id
                 WHERE u.id = ANY(%(user_ids)s::uuid[])""",
             {"session_id": session_id, "user_ids": user_ids},
         )

@@ -416,9 +416,10 @@ class MeetingService:
             user = known.get(user_id)
             if user is None:
                 result.errors.append(_user_error(user_id, "user_not_found", "No registered user has this id."))
-            elif user["lobby_state"] == "removed":
+            elif user["lobby_state"] in ("removed", "denied"):
                 result.errors.append(_user_error(
-                    user_id, "participant_removed", "This user was removed; admit them through the lobby first."
+                    user_id, f"participant_{user['lobby_state']}",
+                    "This user was removed or denied; admit them through the lobby first.",
                 ))  # fmt: skip
             elif user["attendee_id"]:
                 result.attendees.append({
@@ -429,9 +430,13 @@ class MeetingService:
             else:
                 to_create[external_user_id(user_id)] = user_id
         try:
-            # Late joiners after "mute everyone" arrive muted.
-            late = stored_capabilities(row, "", prefix="none_").chime() if to_create else None
-            batch = self._chime.batch_create_attendees(meeting_id, list(to_create), late)
+            # Each arrives with what is stored for them, else the meeting's default (muted after "mute everyone").
+            allowed = {
+                ext: stored_capabilities({**row, **{k: v for k, v in known[uid].items() if k.startswith("caps_")}},
+                                         uid).chime()
+                for ext, uid in to_create.items()
+            }  # fmt: skip
+            batch = self._chime.batch_create_attendees(meeting_id, list(to_create), allowed)
         except ChimeMeetingGone:
             self._mark_gone(caller, appointment, row, request_id)
             raise MeetingEnded() from None
@@ -537,7 +542,7 @@ class MeetingService:
         appointment = self._authorized(
             lambda: rule(
                 caller, _appointment(row), created_by=row["created_by"], was_added=bool(row["caller_was_added"]),
-                added_by=row["caller_added_by"],
+                added_by=row["caller_added_by"], lobby_state=row["caller_lobby_state"],
             ),
             caller, action, None, meeting_id, request_id, row,
         )  # fmt: skip

@@ -38,19 +38,24 @@ class NotificationRepository:
     def register(
         self, *, firebase_uid: str, installation_id: str, fcm_token: str, platform: str, request_id: str | None
     ) -> Row | None:
-        """Register or refresh the installation for the caller (moving it from whoever had it); the same
-        token under another installation goes (one device, one row). None: the caller is not registered."""
+        """Register or refresh the installation for the caller; the same token under another installation
+        goes (one device, one row). An installation another user holds moves to the caller only with the
+        device's current FCM token (proof of holding the device: a shared phone signed in again), never on
+        its id alone. `known`: the caller is registered; no `installation_id`: refused (held by another)."""
         return self._db.fetch_one(
             f"""WITH u AS (
                     SELECT id FROM users WHERE firebase_uid = %(uid)s AND erased_at IS NULL
                 ), before AS (
-                    SELECT user_id FROM push_devices WHERE installation_id = %(installation_id)s
+                    SELECT user_id, fcm_token FROM push_devices WHERE installation_id = %(installation_id)s
+                ), allowed AS (
+                    SELECT u.id FROM u WHERE NOT EXISTS (
+                        SELECT 1 FROM before b WHERE b.user_id <> u.id AND b.fcm_token <> %(token)s)
                 ), duplicate AS (
                     DELETE FROM push_devices WHERE fcm_token = %(token)s AND installation_id <> %(installation_id)s
-                       AND EXISTS (SELECT 1 FROM u)
+                       AND EXISTS (SELECT 1 FROM allowed)
                 ), changed AS (
                     INSERT INTO push_devices AS d (installation_id, user_id, fcm_token, platform)
-                    SELECT %(installation_id)s, u.id, %(token)s, %(platform)s FROM u
+                    SELECT %(installation_id)s, u.id, %(token)s, %(platform)s FROM allowed u
                     ON CONFLICT (installation_id) DO UPDATE
                        SET user_id = EXCLUDED.user_id, fcm_token = EXCLUDED.fcm_token,
                            platform = EXCLUDED.platform, updated_at = now()
@@ -58,8 +63,9 @@ class NotificationRepository:
                 ), moved AS (
                     SELECT coalesce((SELECT user_id FROM before) <> (SELECT id FROM u), false) AS moved
                 ), {_REGISTER_AUDIT}
-                SELECT c.installation_id, c.platform, c.updated_at, (SELECT moved FROM moved) AS moved
-                  FROM changed c""",
+                SELECT EXISTS (SELECT 1 FROM u) AS known, c.installation_id, c.platform, c.updated_at,
+                       (SELECT moved FROM moved) AS moved
+                  FROM (SELECT 1) one LEFT JOIN changed c ON true""",
             {
                 "uid": firebase_uid, "installation_id": installation_id, "token": fcm_token, "platform": platform,
                 "action": "device.register", "request_id": request_id,

@@ -3,15 +3,16 @@ on sign-out. Neither calls AWS: the functions that send pushes list core.routing
 
 from __future__ import annotations
 
-from videocall.core.errors import DeviceNotFound
+from videocall.core.errors import DeviceNotFound, InstallationInUse
 from videocall.core.routing import Route
 from videocall.notifications.models import DeviceResponse
 
 ROUTES: tuple[Route, ...] = (
     Route(
         "put_device", "PUT", "/devices/{installationId}", "handlers.put_device",
-        "Register or refresh this installation's push token (FCM) for the caller; an installation signed in "
-        "as another user moves to that user", DeviceResponse, 200,
+        "Register or refresh this installation's push token (FCM) for the caller; an installation another "
+        "user holds moves only with the device's current token (409 installation_in_use otherwise)",
+        DeviceResponse, 200, errors=(InstallationInUse,),
     ),
     Route(
         "delete_device", "DELETE", "/devices/{installationId}", "handlers.delete_device",

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from videocall.core.db import Row
-from videocall.core.errors import DeviceNotFound, UserNotRegistered
+from videocall.core.errors import DeviceNotFound, InstallationInUse, UserNotRegistered
 from videocall.core.observability import MetricUnit, count_failure, logger, metrics
 from videocall.notifications.models import Alert, Kind, Push
 from videocall.notifications.repository import NotificationRepository
@@ -66,8 +66,10 @@ class NotificationService:
             firebase_uid=firebase_uid, installation_id=installation_id, fcm_token=fcm_token, platform=platform,
             request_id=request_id,
         )  # fmt: skip
-        if row is None:
+        if row is None or not row["known"]:
             raise UserNotRegistered()
+        if row["installation_id"] is None:
+            raise InstallationInUse()
         logger.info("device registered", extra={"platform": platform, "moved": row["moved"]})
         return {"installationId": row["installation_id"], "registered": True, "platform": row["platform"],
                 "updatedAt": row["updated_at"].isoformat()}  # fmt: skip

@@ -360,7 +360,8 @@ class RecordingService:
         caller = caller_from(row)
         assert row is not None
         appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"])),
+            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
+                                   lobby_state=row["caller_lobby_state"]),
             caller=caller, action="recording.list", row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         with_links = may_download_recordings(

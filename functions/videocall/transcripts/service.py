@@ -389,7 +389,8 @@ class TranscriptService:
         caller = caller_from(row)
         assert row is not None
         appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"])),
+            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
+                                   lobby_state=row["caller_lobby_state"]),
             caller=caller, action="transcript.view", row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         controller = is_clinical_controller(caller, appointment, membership_from(row))
