@@ -250,10 +250,10 @@ class ChatService:
             raise AttachmentTypeNotAllowed(f"Allowed types: {', '.join(self._content_types)}.")
         if size > self._max_bytes:
             raise AttachmentTooLarge(f"Files of at most {self._max_bytes} bytes can be attached.")
-        # No control characters, and no invisible format characters (U+202E turns "fdp.exe" around on screen).
-        if not file_name.strip() or any(ord(c) < 32 or ord(c) == 127 or unicodedata.category(c) == "Cf"
-                                        for c in file_name):  # fmt: skip
+        if not file_name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in file_name):
             raise InvalidRequest("fileName must be a plain file name.")
+        # Invisible format characters go (U+202E would show "invoice<RLO>fdp.exe" as "invoiceexe.pdf").
+        file_name = "".join(c for c in file_name if unicodedata.category(c) != "Cf").strip() or "attachment"
         row = self._chat.meeting_context(firebase_uid, meeting_id)
         caller, appointment = self._participant(row, meeting_id, "chat.attachment_upload", request_id)
         assert row is not None

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, field_validator
 
-from videocall.core.languages import TranscriptionLanguage
+from videocall.core.languages import TRANSCRIPTION_LANGUAGES, TranscriptionLanguage
 from videocall.core.schema import GUID_PATTERN, StrictBody
 
 AppointmentId = Annotated[str, Field(pattern=r"^[-_a-zA-Z0-9]{2,64}$", description="The app's appointment id")]
@@ -46,6 +46,12 @@ class AddAttendeesBody(StrictBody):
 
 # --- the old single-endpoint contract: POST /chime-meeting-token {"action": ...} -------------------
 class LegacyCreate(CreateMeetingBody):
+    # The language is checked only when transcription is on (JSON Schema's if/then says so to clients).
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"enableTranscription": {"const": True}}, "required": ["enableTranscription"]},
+        "then": {"properties": {"transcriptionLanguage": {"enum": list(TRANSCRIPTION_LANGUAGES)}}},
+    })  # fmt: skip
+
     action: Literal["create"]
     # The old app sends a language with every create; it was checked only when transcription is on, and
     # still is (an unsupported one with transcription off must keep working: the app changes only its URL).
