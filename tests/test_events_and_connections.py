@@ -75,6 +75,25 @@ def test_iam_mode_uses_a_fresh_token_and_tls(connect_calls, monkeypatch: pytest.
     assert call["prepare_threshold"] is None and call["autocommit"] is True
 
 
+def test_the_iam_token_is_the_one_boto3_would_sign(monkeypatch: pytest.MonkeyPatch):
+    """Signed locally (no RDS client: its model is a cold start's cost), it must be byte for byte what
+    boto3's generate_db_auth_token makes from the same credentials at the same second."""
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session/token+with=chars")
+    fixed = datetime(2026, 11, 26, 10, 30, 0, tzinfo=UTC)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=fixed.replace(tzinfo=None)):
+        ours = dbauth.iam_token_signer("proxy.example.internal", 5432, "video call", "eu-central-1")()
+        theirs = boto3.client("rds", region_name="eu-central-1").generate_db_auth_token(
+            DBHostname="proxy.example.internal", Port=5432, DBUsername="video call"
+        )
+    assert ours == theirs
+    assert "X-Amz-Date=20261126T103000Z" in ours and "X-Amz-Expires=900" in ours
+
+
 def test_secret_mode_reads_secrets_manager(connect_calls):
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name="eu-central-1").create_secret(
