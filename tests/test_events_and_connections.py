@@ -87,8 +87,11 @@ def test_the_iam_token_is_the_one_boto3_would_sign(monkeypatch: pytest.MonkeyPat
     fixed = datetime(2026, 11, 26, 10, 30, 0, tzinfo=UTC)
     with mock.patch("botocore.auth.get_current_datetime", return_value=fixed.replace(tzinfo=None)):
         ours = dbauth.iam_token_signer("proxy.example.internal", 5432, "video call", "eu-central-1")()
-        theirs = boto3.client("rds", region_name="eu-central-1").generate_db_auth_token(
-            DBHostname="proxy.example.internal", Port=5432, DBUsername="video call"
+        # a fresh session, so both resolve these credentials now (boto3's default session caches its own)
+        theirs = (
+            boto3.session.Session()
+            .client("rds", region_name="eu-central-1")
+            .generate_db_auth_token(DBHostname="proxy.example.internal", Port=5432, DBUsername="video call")
         )
     assert ours == theirs
     assert "X-Amz-Date=20261126T103000Z" in ours and "X-Amz-Expires=900" in ours
