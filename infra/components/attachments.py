@@ -20,16 +20,16 @@ bucket), and GuardDuty Malware Protection for S3 scanning every new object.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_guardduty as guardduty
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.components.buckets import encrypted_bucket, retention_backstop
 from infra.components.iam import ATTACHMENTS_PREFIX, AttachmentsResources, logical_id
-from infra.components.recordings import LIFECYCLE_BACKSTOP_DAYS
+from infra.components.keys import customer_key
 
 GUARDDUTY_MALWARE = "malware-protection-plan.guardduty.amazonaws.com"
 MANAGED_RULE = "DO-NOT-DELETE-AmazonGuardDutyMalwareProtectionS3*"
@@ -39,37 +39,14 @@ class AttachmentsBucket(Construct):
     def __init__(self, scope: Construct, id: str, *, retention_days: int, access_logs: s3.IBucket, prod: bool) -> None:
         super().__init__(scope, id)
         removal = RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY
-        self.key = kms.Key(
-            self,
-            "Key",
-            alias=f"alias/{Stack.of(self).stack_name}/attachments",
-            enable_key_rotation=True,
+        self.key = customer_key(
+            self, "Key", name="attachments", removal=removal,
             description="Files patients and clinicians attach to in-call chat messages",
-            removal_policy=removal,
-            pending_window=Duration.days(30),
-        )
-        self.bucket = s3.Bucket(
-            self,
-            "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="attachments/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="retention-backstop",
-                    expiration=Duration.days(retention_days + LIFECYCLE_BACKSTOP_DAYS),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=removal,
-        )
+        )  # fmt: skip
+        self.bucket = encrypted_bucket(
+            self, "Bucket", key=self.key, access_logs=access_logs, logs_prefix="attachments/",
+            lifecycle=retention_backstop(retention_days), removal=removal,
+        )  # fmt: skip
         self.resources = AttachmentsResources(bucket=self.bucket, key=self.key)
         self.environment = {
             "ATTACHMENTS_BUCKET": self.bucket.bucket_name,

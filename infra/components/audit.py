@@ -21,6 +21,8 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.components.buckets import encrypted_bucket
+
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
 
 
@@ -43,27 +45,12 @@ class RecordingsAccessTrail(Construct):
         # Built from the name, not the trail's token: the key policy must not depend on the trail,
         # which depends on the key.
         trail_arn = f"arn:{Aws.PARTITION}:cloudtrail:{Aws.REGION}:{Aws.ACCOUNT_ID}:trail/{trail_name}"
-        self.bucket = s3.Bucket(
-            self,
-            "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix="recordings-trail/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="retention",
-                    expiration=Duration.days(log_retention_days),
-                    noncurrent_version_expiration=Duration.days(30),
-                )
-            ],
-            removal_policy=removal,
-        )
+        self.bucket = encrypted_bucket(
+            self, "Bucket", key=key, access_logs=access_logs, logs_prefix="recordings-trail/",
+            lifecycle=s3.LifecycleRule(id="retention", expiration=Duration.days(log_retention_days),
+                                       noncurrent_version_expiration=Duration.days(30)),
+            removal=removal,
+        )  # fmt: skip
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, encryption_key=key, removal_policy=removal
         )

@@ -9,28 +9,31 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 
+def customer_key(scope: Construct, id: str, *, name: str, description: str, removal: RemovalPolicy) -> kms.Key:
+    """A customer-managed key, rotated yearly, 30 days' pending window, aliased by stack and purpose."""
+    return kms.Key(
+        scope,
+        id,
+        alias=f"alias/{Stack.of(scope).stack_name}/{name}",
+        enable_key_rotation=True,
+        description=description,
+        removal_policy=removal,
+        pending_window=Duration.days(30),
+    )
+
+
 class EncryptionKeys(Construct):
     def __init__(self, scope: Construct, id: str, *, prod: bool) -> None:
         super().__init__(scope, id)
         removal = RemovalPolicy.RETAIN if prod else RemovalPolicy.DESTROY
-        self.data = kms.Key(
-            self,
-            "DataKey",
-            alias=f"alias/{Stack.of(self).stack_name}/data",
-            enable_key_rotation=True,
+        self.data = customer_key(
+            self, "DataKey", name="data", removal=removal,
             description="Video-call data at rest: database, secrets, logs, queues, topics",
-            removal_policy=removal,
-            pending_window=Duration.days(30),
-        )
-        self.recordings = kms.Key(
-            self,
-            "RecordingsKey",
-            alias=f"alias/{Stack.of(self).stack_name}/recordings",
-            enable_key_rotation=True,
+        )  # fmt: skip
+        self.recordings = customer_key(
+            self, "RecordingsKey", name="recordings", removal=removal,
             description="Meeting recordings and transcripts written by Chime media pipelines",
-            removal_policy=removal,
-            pending_window=Duration.days(30),
-        )
+        )  # fmt: skip
         # CloudWatch Logs encrypts log groups with this key, only for this account's log groups.
         self.data.add_to_resource_policy(
             iam.PolicyStatement(

@@ -25,11 +25,8 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.components.buckets import encrypted_bucket, retention_backstop
 from infra.components.iam import MEDIA_PIPELINES, RECORDINGS_PREFIX, logical_id
-
-# Days the lifecycle rule waits after the configured retention: the app's retention job runs daily
-# and respects legal holds; the rule only catches what the job could not delete.
-LIFECYCLE_BACKSTOP_DAYS = 7
 
 
 class RecordingsBucket(Construct):
@@ -53,28 +50,10 @@ class RecordingsBucket(Construct):
             removal_policy=removal,
             auto_delete_objects=False,
         )
-        self.bucket = s3.Bucket(
-            self,
-            "Bucket",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=self.log_bucket,
-            server_access_logs_prefix="recordings/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="retention-backstop",
-                    expiration=Duration.days(retention_days + LIFECYCLE_BACKSTOP_DAYS),
-                    noncurrent_version_expiration=Duration.days(1),
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
-            ],
-            removal_policy=removal,
-        )
+        self.bucket = encrypted_bucket(
+            self, "Bucket", key=key, access_logs=self.log_bucket, logs_prefix="recordings/",
+            lifecycle=retention_backstop(retention_days), removal=removal,
+        )  # fmt: skip
         conditions = {
             "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
             "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:chime:*:{Aws.ACCOUNT_ID}:*"},

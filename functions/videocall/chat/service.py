@@ -43,9 +43,9 @@ from typing import Any
 from videocall.chat.models import MAX_TEXT_BYTES
 from videocall.chat.repository import ChatRepository, MessageConflict
 from videocall.chat.storage import NO_THREATS, AttachmentStore, object_key
-from videocall.core.access import Appointment, Caller, authorize_join
+from videocall.core.access import Appointment, Caller
 from videocall.core.audit import AuditEntry
-from videocall.core.context import AccessGate, appointment_from, caller_from
+from videocall.core.context import AccessGate
 from videocall.core.db import Row
 from videocall.core.errors import (
     AttachmentBlocked,
@@ -315,14 +315,7 @@ class ChatService:
     def _participant(
         self, row: Row | None, meeting_id: str, action: str, request_id: str | None
     ) -> tuple[Caller, Appointment]:
-        caller = caller_from(row)
-        assert row is not None
-        appointment: Appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
-                                   lobby_state=row["caller_lobby_state"]),
-            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
-        return caller, appointment
+        return self._gate.participant(row, meeting_id=meeting_id, action=action, request_id=request_id)
 
     def _message(
         self, firebase_uid: str, meeting_id: str, message_id: str, action: str, request_id: str | None

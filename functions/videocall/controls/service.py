@@ -23,9 +23,9 @@ from typing import Any
 
 from videocall.controls.admission import OFF, Capabilities, MustWait, stored_capabilities
 from videocall.controls.repository import ControlsRepository
-from videocall.core.access import Appointment, Caller, authorize_join
+from videocall.core.access import Appointment, Caller
 from videocall.core.audit import AuditEntry
-from videocall.core.context import AccessGate, appointment_from, caller_from, membership_from
+from videocall.core.context import AccessGate
 from videocall.core.db import Row
 from videocall.core.errors import DomainError, MeetingEnded
 from videocall.core.observability import MetricUnit, logger, metrics
@@ -250,14 +250,7 @@ class ControlsService:
     def _participant(
         self, row: Row | None, meeting_id: str, action: str, request_id: str | None
     ) -> tuple[Caller, Appointment]:
-        caller = caller_from(row)
-        assert row is not None
-        appointment: Appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added,
-                                   lobby_state=membership_from(row).lobby_state),
-            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
-        return caller, appointment
+        return self._gate.participant(row, meeting_id=meeting_id, action=action, request_id=request_id)
 
     def _moderate(
         self, firebase_uid: str, meeting_id: str, user_id: str, action: str, request_id: str | None,

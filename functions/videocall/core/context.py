@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from videocall.core.access import Appointment, Caller, Membership, authorize_clinical_control
+from videocall.core.access import Appointment, Caller, Membership, authorize_clinical_control, authorize_join
 from videocall.core.audit import AuditEntry, write_audit
 from videocall.core.db import Database, Row
 from videocall.core.errors import DomainError, UserNotRegistered
@@ -89,6 +89,21 @@ class AccessGate:
         assert row is not None
         appointment: Appointment = self.check(
             lambda: authorize_clinical_control(caller, appointment_from(row), membership_from(row)),
+            caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
+        )  # fmt: skip
+        return caller, appointment
+
+    def participant(
+        self, row: Row | None, *, meeting_id: str, action: str, request_id: str | None
+    ) -> tuple[Caller, Appointment]:
+        """The caller of a participant's action on a meeting: the appointment's provider or patient, or a
+        user added to the meeting, and not removed or denied; anyone else gets the meeting's 404."""
+        caller = caller_from(row)
+        assert row is not None
+        membership = membership_from(row)
+        appointment: Appointment = self.check(
+            lambda: authorize_join(caller, appointment_from(row), was_added=membership.was_added,
+                                   lobby_state=membership.lobby_state),
             caller=caller, action=action, row=row, meeting_id=meeting_id, request_id=request_id,
         )  # fmt: skip
         return caller, appointment

@@ -11,9 +11,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import single_metric
 
-from videocall.core.access import authorize_join
 from videocall.core.audit import AuditEntry
-from videocall.core.context import AccessGate, appointment_from, caller_from, membership_from
+from videocall.core.context import AccessGate
 from videocall.core.observability import NAMESPACE, SERVICE, MetricUnit, metrics
 from videocall.feedback.repository import FeedbackRepository
 
@@ -28,13 +27,9 @@ class FeedbackService:
         request_id: str | None,
     ) -> dict[str, Any]:  # fmt: skip
         row = self._feedback.meeting_context(firebase_uid, meeting_id)
-        caller = caller_from(row)
+        caller, appointment = self._gate.participant(row, meeting_id=meeting_id, action="feedback.give",
+                                                     request_id=request_id)  # fmt: skip
         assert row is not None
-        appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=membership_from(row).was_added,
-                                   lobby_state=membership_from(row).lobby_state),
-            caller=caller, action="feedback.give", row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
         issues = list(dict.fromkeys(issues))
         comment = comment.strip() or None if comment is not None else None
         saved = self._feedback.save(

@@ -24,12 +24,11 @@ from videocall.core.access import (
     Appointment,
     Caller,
     Membership,
-    authorize_join,
     is_clinical_controller,
     may_download_recordings,
 )
 from videocall.core.audit import AuditEntry
-from videocall.core.context import AccessGate, appointment_from, caller_from, membership_from
+from videocall.core.context import AccessGate, membership_from
 from videocall.core.db import Row
 from videocall.core.errors import (
     ConsentRequired,
@@ -357,13 +356,9 @@ class RecordingService:
     # --- list, with download links ------------------------------------------------------------------
     def recordings(self, firebase_uid: str, meeting_id: str, request_id: str | None) -> RecordingsView:
         row = self._recordings.meeting_context(firebase_uid, meeting_id)
-        caller = caller_from(row)
+        caller, appointment = self._gate.participant(row, meeting_id=meeting_id, action="recording.list",
+                                                     request_id=request_id)  # fmt: skip
         assert row is not None
-        appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
-                                   lobby_state=row["caller_lobby_state"]),
-            caller=caller, action="recording.list", row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
         with_links = may_download_recordings(
             caller, appointment, membership_from(row), patient_allowed=self._links_for_patient
         )

@@ -26,11 +26,10 @@ from videocall.core.access import (
     Appointment,
     Caller,
     Membership,
-    authorize_join,
     is_clinical_controller,
 )
 from videocall.core.audit import AuditEntry
-from videocall.core.context import AccessGate, appointment_from, caller_from, membership_from
+from videocall.core.context import AccessGate, membership_from
 from videocall.core.db import Row
 from videocall.core.errors import ConsentRequired, DomainError, InvalidRequest, MeetingEnded, MeetingNotFound
 from videocall.core.observability import MetricUnit, count_failure, logger, metrics
@@ -386,13 +385,9 @@ class TranscriptService:
         self, firebase_uid: str, meeting_id: str, request_id: str | None, *, after: str | None, limit: int
     ) -> TranscriptPage:
         row = self._transcripts.meeting_context(firebase_uid, meeting_id)
-        caller = caller_from(row)
+        caller, appointment = self._gate.participant(row, meeting_id=meeting_id, action="transcript.view",
+                                                     request_id=request_id)  # fmt: skip
         assert row is not None
-        appointment = self._gate.check(
-            lambda: authorize_join(caller, appointment_from(row), was_added=bool(row["caller_was_added"]),
-                                   lobby_state=row["caller_lobby_state"]),
-            caller=caller, action="transcript.view", row=row, meeting_id=meeting_id, request_id=request_id,
-        )  # fmt: skip
         controller = is_clinical_controller(caller, appointment, membership_from(row))
         patient_reads = self._for_patient and caller.user_id == appointment.patient_id
         if not (controller or patient_reads):
