@@ -72,7 +72,45 @@ def test_iam_mode_uses_a_fresh_token_and_tls(connect_calls, monkeypatch: pytest.
     (call,) = connect_calls
     assert call["host"] == "proxy.example.internal" and call["user"] == "videocall" and call["sslmode"] == "require"
     assert "X-Amz-Signature=" in call["password"] and "Action=connect" in call["password"]
-    assert call["prepare_threshold"] is None and call["autocommit"] is True
+    # Prepared after 5 runs on a connection (planned once, not per request); RDS Proxy multiplexes them.
+    assert call["prepare_threshold"] == 5 and call["autocommit"] is True
+
+
+def test_prepared_statements_can_be_turned_off_and_bad_values_are_refused():
+    base = {"STAGE": "prod", "FIREBASE_PROJECT_ID": "p"}
+    assert Settings.from_env({**base, "DB_PREPARE_THRESHOLD": "off"}).db_prepare_threshold is None
+    assert Settings.from_env({**base, "DB_PREPARE_THRESHOLD": "0"}).db_prepare_threshold == 0
+    with pytest.raises(SettingsError, match="DB_PREPARE_THRESHOLD"):
+        Settings.from_env({**base, "DB_PREPARE_THRESHOLD": "-1"})
+
+
+def test_a_statement_prepared_before_a_migration_is_replanned_not_a_500(fresh_database: str):
+    """A warm function's prepared statement outlives a deploy's migration that changed a column it
+    returns: PostgreSQL refuses it once ("cached plan must not change result type"); the read is
+    answered from a new connection, and the connection after it prepares afresh."""
+    import psycopg
+    from videocall.core.db import Database
+
+    with psycopg.connect(fresh_database, autocommit=True) as admin:
+        admin.execute("CREATE TABLE dose (id int PRIMARY KEY, amount int)")
+        admin.execute("INSERT INTO dose VALUES (1, 5)")
+    opened: list[int] = []
+
+    def connect() -> psycopg.Connection[Any]:
+        opened.append(1)
+        return psycopg.connect(fresh_database, autocommit=True, prepare_threshold=0,
+                               row_factory=psycopg.rows.dict_row)  # fmt: skip
+
+    db = Database(connect)
+    sql = "SELECT amount FROM dose WHERE id = %s"
+    assert db.read_one(sql, (1,)) == {"amount": 5}  # prepared on the first run (threshold 0)
+    with psycopg.connect(fresh_database, autocommit=True) as admin:
+        admin.execute("ALTER TABLE dose ALTER COLUMN amount TYPE numeric")
+
+    assert db.read_one(sql, (1,)) == {"amount": 5}
+    assert len(opened) == 2
+    assert db.read_one(sql, (1,)) == {"amount": 5} and len(opened) == 2
+    db.close()
 
 
 def test_the_iam_token_is_the_one_boto3_would_sign(monkeypatch: pytest.MonkeyPatch):

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import AddAttendeesBody
-from videocall.meetings.routes import batch_body
+from videocall.meetings.routes import ROUTES, batch_body
 from videocall.runtime import runtime
 
 
@@ -16,4 +16,4 @@ def endpoint(
     return json_response(200, batch_body(result))
 
 
-handler = lambda_handler_for("add_attendees")
+handler = lambda_handler_for("add_attendees", ROUTES)

@@ -14,7 +14,7 @@ from videocall.controls.service import Waiting
 from videocall.core.errors import WaitingRoom
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
-from videocall.meetings.routes import batch_body, end_body, meeting_join_body
+from videocall.meetings.routes import ROUTES, batch_body, end_body, meeting_join_body
 from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
@@ -49,4 +49,4 @@ def endpoint(body: Annotated[LegacyRequest, Body()], uid: FirebaseUid, request_i
     raise AssertionError("unreachable: the body model admits only the four actions")
 
 
-handler = lambda_handler_for("chime_meeting_token")
+handler = lambda_handler_for("chime_meeting_token", ROUTES)

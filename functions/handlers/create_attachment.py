@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import AttachmentBody
+from videocall.chat.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -15,4 +16,4 @@ def endpoint(meetingId: MeetingIdParam, body: AttachmentBody, uid: FirebaseUid, 
     return json_response(201, upload)
 
 
-handler = lambda_handler_for("create_attachment")
+handler = lambda_handler_for("create_attachment", ROUTES)

@@ -10,7 +10,7 @@ from videocall.controls.routes import waiting_body
 from videocall.controls.service import Waiting
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.meetings.models import CreateMeetingBody
-from videocall.meetings.routes import meeting_join_body
+from videocall.meetings.routes import ROUTES, meeting_join_body
 from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
@@ -34,4 +34,4 @@ def endpoint(body: CreateMeetingBody, uid: FirebaseUid, request_id: RequestId) -
     return json_response(201 if result.join.created else 200, response)
 
 
-handler = lambda_handler_for("create_meeting")
+handler = lambda_handler_for("create_meeting", ROUTES)

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall import workflows
 from videocall.controls.models import LobbyDecisionBody
+from videocall.controls.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, UserIdParam, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -17,4 +18,4 @@ def endpoint(
                                "decision": decision.decision})  # fmt: skip
 
 
-handler = lambda_handler_for("decide_lobby")
+handler = lambda_handler_for("decide_lobby", ROUTES)

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.notifications.models import InstallationIdParam
+from videocall.notifications.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -12,4 +13,4 @@ def endpoint(installationId: InstallationIdParam, uid: FirebaseUid, request_id: 
     return json_response(200, runtime().notifications.unregister_device(uid, installationId, request_id))
 
 
-handler = lambda_handler_for("delete_device")
+handler = lambda_handler_for("delete_device", ROUTES)

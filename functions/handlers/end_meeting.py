@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
-from videocall.meetings.routes import end_body
+from videocall.meetings.routes import ROUTES, end_body
 from videocall.runtime import runtime
 
 
@@ -12,4 +12,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, end_body(runtime().service.end_meeting(uid, meetingId, request_id)))
 
 
-handler = lambda_handler_for("end_meeting")
+handler = lambda_handler_for("end_meeting", ROUTES)

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.privacy.models import ErasureBody
+from videocall.privacy.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -23,4 +24,4 @@ def endpoint(body: ErasureBody, uid: FirebaseUid, request_id: RequestId) -> Resp
     )
 
 
-handler = lambda_handler_for("erase")
+handler = lambda_handler_for("erase", ROUTES)

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, PatientIdParam, RequestId, json_response, lambda_handler_for
+from videocall.privacy.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -11,4 +12,4 @@ def endpoint(patientId: PatientIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, runtime().privacy.export_patient(uid, patientId, request_id))
 
 
-handler = lambda_handler_for("export_patient")
+handler = lambda_handler_for("export_patient", ROUTES)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from videocall.consent.routes import ROUTES
 from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -11,4 +12,4 @@ def endpoint(appointmentId: AppointmentIdParam, uid: FirebaseUid, request_id: Re
     return json_response(200, runtime().consent.get(uid, appointmentId, request_id).body())
 
 
-handler = lambda_handler_for("get_consent")
+handler = lambda_handler_for("get_consent", ROUTES)

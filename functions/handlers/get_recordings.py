@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
-from videocall.recordings.routes import recordings_body
+from videocall.recordings.routes import ROUTES, recordings_body
 from videocall.runtime import runtime
 
 
@@ -12,4 +12,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, recordings_body(runtime().recordings.recordings(uid, meetingId, request_id)))
 
 
-handler = lambda_handler_for("get_recordings")
+handler = lambda_handler_for("get_recordings", ROUTES)

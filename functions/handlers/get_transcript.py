@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
-from videocall.transcripts.routes import page_body
+from videocall.transcripts.routes import ROUTES, page_body
 
 
 def endpoint(
@@ -20,4 +20,4 @@ def endpoint(
     return json_response(200, page_body(page))
 
 
-handler = lambda_handler_for("get_transcript")
+handler = lambda_handler_for("get_transcript", ROUTES)

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.feedback.models import FeedbackBody
+from videocall.feedback.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -15,4 +16,4 @@ def endpoint(meetingId: MeetingIdParam, body: FeedbackBody, uid: FirebaseUid, re
     return json_response(200, result)
 
 
-handler = lambda_handler_for("give_feedback")
+handler = lambda_handler_for("give_feedback", ROUTES)

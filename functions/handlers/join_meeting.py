@@ -8,7 +8,7 @@ from videocall import workflows
 from videocall.controls.routes import waiting_body
 from videocall.controls.service import Waiting
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
-from videocall.meetings.routes import meeting_join_body
+from videocall.meetings.routes import ROUTES, meeting_join_body
 from videocall.runtime import runtime
 
 
@@ -19,4 +19,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, meeting_join_body(result, with_flags=False))
 
 
-handler = lambda_handler_for("join_meeting")
+handler = lambda_handler_for("join_meeting", ROUTES)

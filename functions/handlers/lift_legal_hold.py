@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.privacy.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -12,4 +13,4 @@ def endpoint(appointmentId: AppointmentIdParam, uid: FirebaseUid, request_id: Re
     return json_response(200, {"appointmentId": appointmentId, "held": False})
 
 
-handler = lambda_handler_for("lift_legal_hold")
+handler = lambda_handler_for("lift_legal_hold", ROUTES)

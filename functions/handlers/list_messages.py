@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from videocall.chat.models import DEFAULT_PAGE, MAX_PAGE
+from videocall.chat.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -23,4 +24,4 @@ def endpoint(
     return json_response(200, page)
 
 
-handler = lambda_handler_for("list_messages")
+handler = lambda_handler_for("list_messages", ROUTES)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from videocall.controls.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -12,4 +13,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, {"meetingId": meetingId, "participants": people})
 
 
-handler = lambda_handler_for("list_participants")
+handler = lambda_handler_for("list_participants", ROUTES)

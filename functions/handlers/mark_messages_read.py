@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import ReadBody
+from videocall.chat.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -13,4 +14,4 @@ def endpoint(meetingId: MeetingIdParam, body: ReadBody, uid: FirebaseUid, reques
     return json_response(200, {"meetingId": meetingId, "readUpToSeq": seq})
 
 
-handler = lambda_handler_for("mark_messages_read")
+handler = lambda_handler_for("mark_messages_read", ROUTES)

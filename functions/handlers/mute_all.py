@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from videocall.controls.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -11,4 +12,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, runtime().controls.mute_all(uid, meetingId, request_id))
 
 
-handler = lambda_handler_for("mute_all")
+handler = lambda_handler_for("mute_all", ROUTES)

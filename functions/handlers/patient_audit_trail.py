@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from videocall.http import FirebaseUid, PatientIdParam, RequestId, json_response, lambda_handler_for
+from videocall.privacy.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -21,4 +22,4 @@ def endpoint(
     return json_response(200, {"patientId": patientId, "events": events, "nextBefore": next_before})
 
 
-handler = lambda_handler_for("patient_audit_trail")
+handler = lambda_handler_for("patient_audit_trail", ROUTES)

@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.privacy.models import LegalHoldBody
+from videocall.privacy.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -15,4 +16,4 @@ def endpoint(
     return json_response(200, {**hold, "held": True})
 
 
-handler = lambda_handler_for("place_legal_hold")
+handler = lambda_handler_for("place_legal_hold", ROUTES)

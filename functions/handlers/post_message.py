@@ -5,6 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import PostMessageBody
+from videocall.chat.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -19,4 +20,4 @@ def endpoint(
     return json_response(201 if stored else 200, message)
 
 
-handler = lambda_handler_for("post_message")
+handler = lambda_handler_for("post_message", ROUTES)

@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall import workflows
 from videocall.consent.models import ConsentBody
+from videocall.consent.routes import ROUTES
 from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -29,4 +30,4 @@ def endpoint(
     )
 
 
-handler = lambda_handler_for("put_consent")
+handler = lambda_handler_for("put_consent", ROUTES)

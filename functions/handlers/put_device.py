@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
 from videocall.notifications.models import DeviceBody, InstallationIdParam
+from videocall.notifications.routes import ROUTES
 from videocall.runtime import runtime
 
 
@@ -17,4 +18,4 @@ def endpoint(
     return json_response(200, device)
 
 
-handler = lambda_handler_for("put_device")
+handler = lambda_handler_for("put_device", ROUTES)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from videocall.chat.models import ReactionBody
+from videocall.chat.routes import ROUTES
 from videocall.core.schema import GUID_PATTERN
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
@@ -19,4 +20,4 @@ def endpoint(
     return json_response(200, {"messageId": messageId, "reactions": reactions})
 
 
-handler = lambda_handler_for("put_reaction")
+handler = lambda_handler_for("put_reaction", ROUTES)

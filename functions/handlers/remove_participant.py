@@ -4,6 +4,7 @@ they cannot rejoin unless admitted again."""
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from videocall.controls.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, UserIdParam, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -12,4 +13,4 @@ def endpoint(meetingId: MeetingIdParam, userId: UserIdParam, uid: FirebaseUid, r
     return json_response(200, runtime().controls.remove(uid, meetingId, userId, request_id))
 
 
-handler = lambda_handler_for("remove_participant")
+handler = lambda_handler_for("remove_participant", ROUTES)

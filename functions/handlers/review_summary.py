@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
+from videocall.transcripts.routes import ROUTES
 
 
 def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
@@ -12,4 +13,4 @@ def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId)
     return json_response(200, {"meetingId": meetingId, "summaryState": "reviewed", "reviewedAt": reviewed_at})
 
 
-handler = lambda_handler_for("review_summary")
+handler = lambda_handler_for("review_summary", ROUTES)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
 from videocall.transcripts.models import StartTranscriptionBody
-from videocall.transcripts.routes import status_body
+from videocall.transcripts.routes import ROUTES, status_body
 
 
 def endpoint(
@@ -18,4 +18,4 @@ def endpoint(
     return json_response(200, status_body(status))
 
 
-handler = lambda_handler_for("start_transcription")
+handler = lambda_handler_for("start_transcription", ROUTES)

@@ -6,11 +6,11 @@ from aws_lambda_powertools.event_handler import Response
 from videocall import workflows
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
 from videocall.runtime import runtime
-from videocall.transcripts.routes import status_body
+from videocall.transcripts.routes import ROUTES, status_body
 
 
 def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
     return json_response(200, status_body(workflows.stop_transcription(runtime(), uid, meetingId, request_id)))
 
 
-handler = lambda_handler_for("stop_transcription")
+handler = lambda_handler_for("stop_transcription", ROUTES)

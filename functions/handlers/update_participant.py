@@ -5,6 +5,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.controls.models import CapabilitiesBody
+from videocall.controls.routes import ROUTES
 from videocall.http import FirebaseUid, MeetingIdParam, RequestId, UserIdParam, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
@@ -15,4 +16,4 @@ def endpoint(
     return json_response(200, runtime().controls.set_allowed(uid, meetingId, userId, body.change(), request_id))
 
 
-handler = lambda_handler_for("update_participant")
+handler = lambda_handler_for("update_participant", ROUTES)

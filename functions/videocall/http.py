@@ -31,9 +31,9 @@ from videocall.core.errors import (
 )
 from videocall.core.languages import LANGUAGE_FIELDS, unsupported_language
 from videocall.core.observability import count_failure, logger, metrics, safe_traceback, tracer
+from videocall.core.routing import Route
 from videocall.core.schema import GUID_PATTERN
 from videocall.openapi import responses_of
-from videocall.routes import ROUTES, ROUTES_BY_NAME, Route
 from videocall.runtime import runtime
 
 API_TITLE = "Telehealth video-call API"
@@ -141,7 +141,12 @@ def _unexpected(exc: Exception) -> Response:
     return json_response(500, {"error": {"code": "internal_error", "message": "Something went wrong on our side."}})
 
 
-def build_resolver(routes: Iterable[Route] = ROUTES) -> APIGatewayRestResolver:
+def build_resolver(routes: Iterable[Route] | None = None) -> APIGatewayRestResolver:
+    """A resolver for `routes` (the whole API when None: the local server, tests, the OpenAPI document)."""
+    if routes is None:
+        from videocall.routes import ROUTES
+
+        routes = ROUTES
     app = APIGatewayRestResolver(enable_validation=True)
     _register_error_handlers(app)
     for route in routes:
@@ -224,6 +229,11 @@ def _as_json_request(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
-def lambda_handler_for(route_name: str) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The handler of one Lambda function: a resolver that knows only its own route."""
-    return make_lambda_handler(build_resolver([ROUTES_BY_NAME[route_name]]))
+def lambda_handler_for(
+    route_name: str, context_routes: Iterable[Route]
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The handler of one Lambda function: a resolver that knows only its own route, looked up in its
+    context's table (videocall.routes gathers every context's: importing it would import the whole API,
+    every context's models and services, into each function's cold start)."""
+    (route,) = [r for r in context_routes if r.name == route_name]
+    return make_lambda_handler(build_resolver([route]))

@@ -1,7 +1,7 @@
 """The composition root: what one execution environment builds once and reuses (settings, the
 database connection, the AWS clients, the authenticator, each context's service).
 
-Built lazily: a function builds only what its route uses, on the first request, not at import, so
+Built lazily: a function builds (and imports) only what its route uses, on the first request, not at import, so
 cold starts stay cheap. Tests and the local server install their own with `use_runtime`, handing in
 stand-ins (the Chime emulators, a local S3) for the AWS clients.
 """
@@ -10,46 +10,38 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from videocall.chat.content import ChatAttachmentsContent, ChatMessagesContent
-from videocall.chat.repository import ChatRepository
-from videocall.chat.service import ChatService
-from videocall.chat.storage import AttachmentStore
-from videocall.consent.repository import ConsentRepository
-from videocall.consent.service import ConsentService
-from videocall.controls.admission import JoinAdmission
-from videocall.controls.repository import ControlsRepository
-from videocall.controls.service import ControlsService
 from videocall.core.auth import FirebaseAuthenticator
-from videocall.core.context import AccessGate
 from videocall.core.db import Database
 from videocall.core.dbauth import connector
-from videocall.core.records import AppointmentContent
 from videocall.core.settings import Settings, SettingsError, get_settings
-from videocall.core.storage import ObjectStore
-from videocall.feedback.content import FeedbackContent
-from videocall.feedback.repository import FeedbackRepository
-from videocall.feedback.service import FeedbackService
-from videocall.meetings.chime import ChimeClient, ChimeGateway
-from videocall.meetings.lifecycle import MeetingLifecycle
-from videocall.meetings.repository import SessionRepository
-from videocall.meetings.service import MeetingService
-from videocall.notifications.repository import NotificationRepository
-from videocall.notifications.sender import DisabledSender, FcmSender, PushSender
-from videocall.notifications.service import NotificationService
-from videocall.presence.repository import PresenceRepository
-from videocall.presence.service import PresenceService
-from videocall.privacy.repository import PrivacyRepository
-from videocall.privacy.service import PrivacyService
-from videocall.recordings.content import RecordingsContent
-from videocall.recordings.pipelines import CaptureSettings, MediaPipelinesClient, PipelinesGateway, Sink
-from videocall.recordings.repository import RecordingRepository
-from videocall.recordings.service import RecordingService
-from videocall.transcripts.content import TranscriptsContent
-from videocall.transcripts.medical import ComprehendMedicalGateway
-from videocall.transcripts.repository import TranscriptRepository
-from videocall.transcripts.service import TranscriptService
+
+if TYPE_CHECKING:  # each context is imported by the property that builds it, on first use
+    from videocall.chat.repository import ChatRepository
+    from videocall.chat.service import ChatService
+    from videocall.chat.storage import AttachmentStore
+    from videocall.consent.service import ConsentService
+    from videocall.controls.service import ControlsService
+    from videocall.core.context import AccessGate
+    from videocall.core.records import AppointmentContent
+    from videocall.core.storage import ObjectStore
+    from videocall.feedback.repository import FeedbackRepository
+    from videocall.feedback.service import FeedbackService
+    from videocall.meetings.chime import ChimeClient, ChimeGateway
+    from videocall.meetings.lifecycle import MeetingLifecycle
+    from videocall.meetings.repository import SessionRepository
+    from videocall.meetings.service import MeetingService
+    from videocall.notifications.sender import PushSender
+    from videocall.notifications.service import NotificationService
+    from videocall.presence.service import PresenceService
+    from videocall.privacy.service import PrivacyService
+    from videocall.recordings.pipelines import MediaPipelinesClient, PipelinesGateway
+    from videocall.recordings.repository import RecordingRepository
+    from videocall.recordings.service import RecordingService
+    from videocall.transcripts.medical import ComprehendMedicalGateway
+    from videocall.transcripts.repository import TranscriptRepository
+    from videocall.transcripts.service import TranscriptService
 
 
 class Runtime:
@@ -78,11 +70,15 @@ class Runtime:
     # --- gateways ----------------------------------------------------------------------------------
     @cached_property
     def chime(self) -> ChimeGateway:
+        from videocall.meetings.chime import ChimeGateway
+
         client = self._chime_client or _aws_client("chime-sdk-meetings", self.settings.chime_control_region)
         return ChimeGateway(client, media_region=self.settings.chime_media_region)
 
     @cached_property
     def pipelines(self) -> PipelinesGateway:
+        from videocall.recordings.pipelines import CaptureSettings, PipelinesGateway, Sink
+
         s = self.settings
         if not s.is_local and not (s.recordings_bucket and s.recordings_kms_key_arn and s.pipeline_sink_role_arn):
             raise SettingsError("RECORDINGS_BUCKET, RECORDINGS_KMS_KEY_ARN and PIPELINE_SINK_ROLE_ARN are required")
@@ -98,12 +94,16 @@ class Runtime:
 
     @cached_property
     def recordings_store(self) -> ObjectStore:
+        from videocall.core.storage import ObjectStore
+
         s = self.settings
         client = self._s3_client or _s3_client(s.recordings_bucket_region, s.s3_endpoint_url)
         return ObjectStore(client, s.recordings_bucket, link_seconds=s.recording_link_seconds)
 
     @cached_property
     def attachments_store(self) -> AttachmentStore:
+        from videocall.chat.storage import AttachmentStore
+
         s = self.settings
         if not s.is_local and not (s.attachments_bucket and s.attachments_kms_key_arn):
             raise SettingsError("ATTACHMENTS_BUCKET and ATTACHMENTS_KMS_KEY_ARN are required")
@@ -117,6 +117,8 @@ class Runtime:
     def push_sender(self) -> PushSender:
         """FCM through firebase-admin (the credential from Secrets Manager, loaded on the first send);
         disabled, with one warning, where no secret is configured; the local fake in local stages."""
+        from videocall.notifications.sender import DisabledSender, FcmSender
+
         if self._push_sender is not None:
             return self._push_sender
         arn = self.settings.push_credentials_secret_arn
@@ -124,16 +126,23 @@ class Runtime:
 
     @cached_property
     def gate(self) -> AccessGate:
+        from videocall.core.context import AccessGate
+
         return AccessGate(self.db)
 
     # --- contexts ----------------------------------------------------------------------------------
     @cached_property
     def sessions(self) -> SessionRepository:
+        from videocall.meetings.repository import SessionRepository
+
         return SessionRepository(self.db, stale_seconds=self.settings.stale_create_seconds)
 
     @cached_property
     def service(self) -> MeetingService:
         """The meetings context's API rules."""
+        from videocall.controls.admission import JoinAdmission
+        from videocall.meetings.service import MeetingService
+
         return MeetingService(
             self.sessions, self.chime, self.gate,
             JoinAdmission(waiting_room_default=self.settings.waiting_room_default),
@@ -141,36 +150,55 @@ class Runtime:
 
     @cached_property
     def controls(self) -> ControlsService:
+        from videocall.controls.repository import ControlsRepository
+        from videocall.controls.service import ControlsService
+
         return ControlsService(ControlsRepository(self.db), self.chime, self.gate,
                                lobby_poll_seconds=self.settings.lobby_poll_seconds)  # fmt: skip
 
     @cached_property
     def feedback_repository(self) -> FeedbackRepository:
+        from videocall.feedback.repository import FeedbackRepository
+
         return FeedbackRepository(self.db)
 
     @cached_property
     def feedback(self) -> FeedbackService:
+        from videocall.feedback.service import FeedbackService
+
         return FeedbackService(self.feedback_repository, self.gate)
 
     @cached_property
     def lifecycle(self) -> MeetingLifecycle:
+        from videocall.meetings.lifecycle import MeetingLifecycle
+
         return MeetingLifecycle(self.sessions, self.chime)
 
     @cached_property
     def notifications(self) -> NotificationService:
         """Devices and pushes: ringing, its cancel, the waiting room's notifications."""
+        from videocall.notifications.repository import NotificationRepository
+        from videocall.notifications.service import NotificationService
+
         return NotificationService(NotificationRepository(self.db), lambda: self.push_sender)
 
     @cached_property
     def consent(self) -> ConsentService:
+        from videocall.consent.repository import ConsentRepository
+        from videocall.consent.service import ConsentService
+
         return ConsentService(ConsentRepository(self.db), self.gate, source=self.settings.consent_source)
 
     @cached_property
     def chat_repository(self) -> ChatRepository:
+        from videocall.chat.repository import ChatRepository
+
         return ChatRepository(self.db)
 
     @cached_property
     def chat(self) -> ChatService:
+        from videocall.chat.service import ChatService
+
         s = self.settings
         return ChatService(
             self.chat_repository, self.gate, store=lambda: self.attachments_store, reactions=s.chat_reactions,
@@ -180,10 +208,14 @@ class Runtime:
 
     @cached_property
     def recording_repository(self) -> RecordingRepository:
+        from videocall.recordings.repository import RecordingRepository
+
         return RecordingRepository(self.db)
 
     @cached_property
     def recordings(self) -> RecordingService:
+        from videocall.recordings.service import RecordingService
+
         return RecordingService(
             self.recording_repository, self.pipelines, self.recordings_store, self.gate,
             links_for_patient=self.settings.recording_links_for_patient,
@@ -191,14 +223,21 @@ class Runtime:
 
     @cached_property
     def presence(self) -> PresenceService:
+        from videocall.presence.repository import PresenceRepository
+        from videocall.presence.service import PresenceService
+
         return PresenceService(PresenceRepository(self.db))
 
     @cached_property
     def transcript_repository(self) -> TranscriptRepository:
+        from videocall.transcripts.repository import TranscriptRepository
+
         return TranscriptRepository(self.db)
 
     @cached_property
     def transcripts(self) -> TranscriptService:
+        from videocall.transcripts.service import TranscriptService
+
         s = self.settings
         return TranscriptService(
             self.transcript_repository, self.chime, self.recordings_store, self.gate,
@@ -216,6 +255,8 @@ class Runtime:
 
     @cached_property
     def medical(self) -> ComprehendMedicalGateway:
+        from videocall.transcripts.medical import ComprehendMedicalGateway
+
         client = self._medical_client or _aws_client("comprehendmedical", self.settings.comprehend_medical_region)
         return ComprehendMedicalGateway(client)
 
@@ -234,6 +275,13 @@ class Runtime:
     @cached_property
     def privacy(self) -> PrivacyService:
         # Every context that keeps patient content about an appointment is listed here (core.records).
+        from videocall.chat.content import ChatAttachmentsContent, ChatMessagesContent
+        from videocall.feedback.content import FeedbackContent
+        from videocall.privacy.repository import PrivacyRepository
+        from videocall.privacy.service import PrivacyService
+        from videocall.recordings.content import RecordingsContent
+        from videocall.transcripts.content import TranscriptsContent
+
         holders: list[AppointmentContent] = [
             RecordingsContent(self.recording_repository, self.recordings_store),
             TranscriptsContent(self.transcript_repository),

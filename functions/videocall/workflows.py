@@ -9,16 +9,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from videocall.consent.service import ConsentChange
 from videocall.controls.admission import MustWait
-from videocall.controls.service import LobbyDecision, Waiting
 from videocall.core.access import Appointment
 from videocall.core.errors import WaitingRoom
-from videocall.meetings.service import CreateMeetingCommand, MeetingJoin
-from videocall.recordings.models import RecordingStatus
-from videocall.runtime import Runtime
-from videocall.transcripts.service import TranscriptionStatus
+
+if TYPE_CHECKING:  # a function imports only the contexts its own workflow touches (cold starts)
+    from videocall.consent.service import ConsentChange
+    from videocall.controls.service import LobbyDecision, Waiting
+    from videocall.meetings.service import CreateMeetingCommand, MeetingJoin
+    from videocall.recordings.models import RecordingStatus
+    from videocall.runtime import Runtime
+    from videocall.transcripts.service import TranscriptionStatus
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """One PostgreSQL connection per execution environment, reused across invocations.
 
 A broken connection (the database restarted, the proxy dropped it, a freeze/thaw killed the
-socket) is closed and replaced on the next call. Every statement that goes to the server counts
-as one round trip in `round_trips`: tests and benchmarks read it to hold each action to its budget.
+socket) is closed and replaced on the next call, and so is one whose prepared statements a
+migration made stale ("cached plan must not change result type": a statement prepared before a
+column it returns changed type); the new connection prepares afresh, and reads are retried once on
+it. Every statement that goes to the server counts as one round trip in `round_trips`: tests and
+benchmarks read it to hold each action to its budget.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ class Database:
         except psycopg.OperationalError as exc:
             # The connection is most likely gone; drop it so the next call reconnects.
             logger.warning("database operational error", extra={"sqlstate": getattr(exc, "sqlstate", None)})
+            conn.close()
+            raise DatabaseUnavailable() from exc
+        except psycopg.errors.FeatureNotSupported as exc:
+            if "cached plan" not in str(exc):
+                raise
+            # A prepared statement outlived a schema change (a deploy's migration): start afresh.
+            logger.warning("prepared statement outlived a schema change", extra={"sqlstate": exc.sqlstate})
             conn.close()
             raise DatabaseUnavailable() from exc
 

@@ -38,6 +38,16 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _threshold(value: str) -> int | None:
+    """DB_PREPARE_THRESHOLD: a whole number of executions, or off."""
+    value = value.strip().lower()
+    if value in ("off", "none", "never", ""):
+        return None
+    if not value.isdigit():
+        raise SettingsError(f"DB_PREPARE_THRESHOLD must be a whole number or 'off', not {value!r}")
+    return int(value)
+
+
 class SettingsError(RuntimeError):
     """The environment does not describe a runnable configuration."""
 
@@ -59,6 +69,9 @@ class Settings:
     db_name: str = "videocall"
     db_user: str | None = None
     db_secret_arn: str | None = None
+    # Server-side prepared statements: a statement run this many times on a connection is prepared
+    # (planned once per connection); None: never. See core/dbauth.py for why this is safe behind RDS Proxy.
+    db_prepare_threshold: int | None = 5
     # --- recording (recordings context) ---
     recordings_bucket: str = ""
     recordings_bucket_region: str = ""
@@ -140,6 +153,7 @@ class Settings:
             db_name=e.get("DB_NAME", "videocall"),
             db_user=e.get("DB_USER") or None,
             db_secret_arn=e.get("DB_SECRET_ARN") or None,
+            db_prepare_threshold=_threshold(e.get("DB_PREPARE_THRESHOLD", "5")),
             recordings_bucket=e.get("RECORDINGS_BUCKET", "videocall-local-recordings" if stage in LOCAL_STAGES else ""),
             recordings_bucket_region=e.get("RECORDINGS_BUCKET_REGION", e.get("CHIME_MEDIA_REGION", "eu-central-1")),
             recordings_kms_key_arn=e.get("RECORDINGS_KMS_KEY_ARN", ""),
