@@ -21,7 +21,7 @@ from aws_cdk.assertions import Annotations, Match, Template
 from videocall.routes import EVENT_ROUTES, ROUTES, SCHEDULED_JOBS
 
 from infra.app import build
-from infra.bundling import UNZIPPED_LIMIT_BYTES, build_bundle, bundle_size
+from infra.bundling import UNZIPPED_LIMIT_BYTES, build_bundle, bundle_size, lambda_interpreter
 from infra.components.events import EVENT_ROUTE_SIZING
 from infra.components.iam import RESOURCE_TYPES, On, UnknownAwsAction, check_actions, iam_action, switched_off
 from infra.config import EU_REGIONS, ConfigError, StageConfig, inference_profile_geography
@@ -848,3 +848,30 @@ def test_real_bundle_is_aarch64_and_under_lambdas_limit(tmp_path: Path):
     binaries = [p.name for p in tmp_path.rglob("*.so")]
     assert binaries and not any("x86_64" in b for b in binaries)
     assert any("cpython-313-aarch64" in b for b in binaries)
+    if lambda_interpreter() is not None:  # (without one the build warns: see the next test)
+        # Bytecode for Lambda's Python, our code and the dependencies alike: /var/task is read-only.
+        for pyc in (
+            "videocall/meetings/__pycache__/service.cpython-313.pyc",
+            "botocore/__pycache__/client.cpython-313.pyc",
+            "psycopg/__pycache__/connection.cpython-313.pyc",
+        ):
+            data = (tmp_path / pyc).read_bytes()
+            assert int.from_bytes(data[4:8], "little") == 0b01, pyc  # hash-based, the source never re-checked
+        assert not list(tmp_path.rglob("*.cpython-311.pyc")) and not list(tmp_path.rglob("*.cpython-312.pyc"))
+
+
+def test_without_lambdas_python_the_bundle_says_what_it_costs(tmp_path: Path, monkeypatch, capsys):
+    from infra import bundling
+
+    monkeypatch.setattr(bundling, "lambda_interpreter", lambda: None)
+    (tmp_path / "m.py").write_text("x = 1\n")
+    assert bundling.compile_bytecode(tmp_path) is False
+    assert "without bytecode" in capsys.readouterr().err and not list(tmp_path.rglob("*.pyc"))
+
+
+def test_a_wrong_lambda_python_is_refused(monkeypatch):
+    from infra import bundling
+
+    monkeypatch.setenv("VIDEOCALL_LAMBDA_PYTHON", sys.executable)  # this venv's 3.11, not Lambda's 3.13
+    with pytest.raises(RuntimeError, match=r"is not a Python 3\.13"):
+        bundling.lambda_interpreter()

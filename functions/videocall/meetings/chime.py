@@ -29,6 +29,7 @@ from videocall.core.observability import count_failure, logger
 # Chime's own limits (see README "Chime facts").
 MAX_ATTENDEES_PER_BATCH = 100
 MAX_ATTENDEES_PER_MEETING = 250
+MAX_CONCURRENT_BATCHES = 3  # 250 attendees / 100 per call
 # Screen share allowed: Content SendReceive needs Video SendReceive.
 ATTENDEE_CAPABILITIES = {"Audio": "SendReceive", "Video": "SendReceive", "Content": "SendReceive"}
 
@@ -81,6 +82,14 @@ class ChimeGateway:
             service="chime", throttle_codes=_THROTTLED, translate=_translate, unreachable=_unreachable,
             max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay, sleep=sleep,
         )  # fmt: skip
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _batch_pool(self) -> ThreadPoolExecutor:
+        """The threads batch chunks run on: started once per execution environment and kept (frozen
+        with it between invocations), not three new threads on every batch-join."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_BATCHES, thread_name_prefix="chime-batch")
+        return self._pool
 
     @property
     def calls(self) -> int:
@@ -175,8 +184,10 @@ class ChimeGateway:
         result = BatchResult()
         if not chunks:
             return result
-        with ThreadPoolExecutor(max_workers=min(len(chunks), 3)) as pool:
-            outcomes = list(pool.map(lambda chunk: self._batch_chunk(meeting_id, chunk, capabilities), chunks))
+        if len(chunks) == 1:
+            outcomes = [self._batch_chunk(meeting_id, chunks[0], capabilities)]
+        else:
+            outcomes = list(self._batch_pool().map(lambda c: self._batch_chunk(meeting_id, c, capabilities), chunks))
         for outcome in outcomes:
             result.attendees.extend(outcome.attendees)
             result.errors.extend(outcome.errors)
