@@ -18,8 +18,9 @@ The child sees what the Lambda bundle carries (infra/bundling.py): distributions
 of pyproject's runtime dependencies (pytest, moto, rich, click, ... in the dev venv) and
 videocall.local are made unimportable, so an optional import (httpx's CLI pulls rich and click when
 they are there) costs what it costs in Lambda. Differences that remain: this interpreter's version
-(the bundle targets Lambda's), and bytecode: the bundle ships no __pycache__, so Lambda compiles
-every module on each cold start; --no-bytecode measures that (no .pyc read or written).
+(the bundle targets Lambda's). Bytecode is read, as from the bundle, which ships .pyc files compiled
+for Lambda's Python (infra/bundling.py); --no-bytecode measures a bundle without them, where every
+cold start compiles each module from source (no .pyc read or written).
 
 Also measured: a warm production RS256 verification (certificates cached, tracing on), per call.
 
@@ -263,7 +264,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per handler (median taken)")
     parser.add_argument("--quick", action="store_true", help=f"3 runs of {', '.join(QUICK_HANDLERS)} only")
     parser.add_argument("--only", nargs="*", help="handler names (create_meeting ...) to measure")
-    parser.add_argument("--no-bytecode", action="store_true", help="compile every module, as the bundle does")
+    parser.add_argument("--no-bytecode", action="store_true", help="compile every module, as a bundle without bytecode would")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "cold_start.json")
     parser.add_argument("--functions", type=Path, default=FUNCTIONS, help="another tree's functions/ (before/after)")
     args = parser.parse_args()
