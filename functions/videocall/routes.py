@@ -1,8 +1,9 @@
 """The route table: the one list of the API's routes, gathered from each context's own table, plus
 the event routes (EventBridge rules on Chime's events) and the scheduled jobs.
 
-The Lambda handlers (each looks itself up here), the local server, the OpenAPI document and the
-CDK app (one function per route) all read this table; a route is never written down twice.
+The local server, the OpenAPI document, the tests and the CDK app (one function per route) read this
+table; a Lambda handler looks its route up in its own context's table (importing this one would import
+every context into its cold start). A route is never written down twice.
 """
 
 from __future__ import annotations
