@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per handler (median taken)")
     parser.add_argument("--quick", action="store_true", help=f"3 runs of {', '.join(QUICK_HANDLERS)} only")
     parser.add_argument("--only", nargs="*", help="handler names (create_meeting ...) to measure")
-    parser.add_argument("--no-bytecode", action="store_true", help="compile every module, as a bundle without bytecode would")
+    parser.add_argument("--no-bytecode", action="store_true", help="compile every module from source")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "cold_start.json")
     parser.add_argument("--functions", type=Path, default=FUNCTIONS, help="another tree's functions/ (before/after)")
     args = parser.parse_args()
