@@ -446,6 +446,32 @@ def test_chime_throttling_that_persists_is_503_with_retry_after(
     assert_every_meeting_has_its_live_row(emulator, clean_db)
 
 
+def test_a_create_throttled_after_chime_made_its_meeting_retries_without_another_create_meeting(
+    hapi: HarvestingApi, world: World, emulator: ChimeEmulator, clean_db: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Under Chime's rate limit, CreateAttendee can be throttled after CreateMeeting worked: the meeting is
+    kept on the 'creating' row, so the retry spends its calls on the attendee, not on CreateMeeting again
+    (in the rate-limit benchmark, 714 CreateMeeting calls were accepted for 200 meetings)."""
+    made: list[str] = []
+    real = emulator.create_meeting
+    monkeypatch.setattr(emulator, "create_meeting", lambda **params: made.append("CreateMeeting") or real(**params))
+    emulator.fail_next["CreateAttendee"] = ["ThrottlingException"] * 5
+
+    first = create(hapi, world.provider)
+    assert_503_with_retry_after(first, "chime_unavailable")
+    (pending,) = query(clean_db, "SELECT status, pending_meeting->>'MeetingId' AS meeting FROM video_call_sessions")
+    assert pending["status"] == "creating" and pending["meeting"]
+
+    retried = create(hapi, world.provider)
+    patient = create(hapi, world.patient)
+
+    assert retried.status in (200, 201), retried.body
+    assert retried.body["meeting"]["MeetingId"] == pending["meeting"] == patient.body["meeting"]["MeetingId"]
+    assert made == ["CreateMeeting"] and emulator.meeting_count == 1
+    (row,) = query(clean_db, "SELECT status, pending_meeting FROM video_call_sessions")
+    assert row == {"status": "active", "pending_meeting": None}
+
+
 @pytest.mark.parametrize("action", ["create", "join"])
 def test_chime_service_unavailable_is_503_with_retry_after(
     hapi: HarvestingApi, world: World, emulator: ChimeEmulator, clean_db: str, action: str

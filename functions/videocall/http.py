@@ -2,8 +2,8 @@
 errors become HTTP responses, and the Lambda entry point every handler module uses.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Powertools reads the dependencies' type hints
+# (typing.get_type_hints) on every request, and string annotations would be compiled each time.
 import json
 import re
 from collections.abc import Callable, Iterable

@@ -22,7 +22,7 @@ _SESSION_COLUMNS = """
     s.id::text AS session_id, s.status AS session_status, s.generation, s.client_request_token,
     s.meeting_id, s.external_meeting_id, s.meeting_arn, s.media_region, s.media_placement,
     s.meeting_features, s.recording_enabled, s.recording_state, s.transcription_state, s.transcription_enabled,
-    s.transcription_language,
+    s.transcription_language, s.pending_meeting,
     s.created_by::text AS created_by, s.ended_by::text AS ended_by, s.created_at, s.ended_at,
     s.updated_at < now() - make_interval(secs => %(stale_seconds)s) AS session_stale"""
 
@@ -156,10 +156,11 @@ class SessionRepository:
                     RETURNING *
                 ), {_AUDIT}
                 SELECT s.id::text AS session_id, s.generation, s.client_request_token, s.status,
-                       s.meeting_id, true AS claimed
+                       s.meeting_id, s.pending_meeting, true AS claimed
                   FROM s
                 UNION ALL
-                SELECT v.id::text, v.generation, v.client_request_token, v.status, v.meeting_id, false
+                SELECT v.id::text, v.generation, v.client_request_token, v.status, v.meeting_id, v.pending_meeting,
+                       false
                   FROM video_call_sessions v
                  WHERE v.appointment_id = %(appointment_id)s AND v.status IN ('creating', 'active')
                    AND v.id IS DISTINCT FROM %(retire)s::uuid
@@ -188,7 +189,7 @@ class SessionRepository:
                            media_placement = %(media_placement)s, meeting_features = %(meeting_features)s,
                            attendee_tokens = attendee_tokens
                                || jsonb_build_object(%(user_id)s::text, %(attendee_id)s::text),
-                           updated_at = now()
+                           pending_meeting = NULL, updated_at = now()
                      WHERE id = %(session_id)s::uuid AND status IN ('creating', 'active')
                        AND (meeting_id IS NULL OR meeting_id = %(meeting_id)s)
                     RETURNING id
@@ -208,6 +209,16 @@ class SessionRepository:
             },
         )
         return bool(row and row["n"])
+
+    def keep_pending_meeting(self, session_id: str, meeting: dict[str, Any]) -> None:
+        """The meeting Chime made for a create that could not finish (its attendee call was throttled):
+        the retry adds its attendee to this one instead of calling CreateMeeting again. Leaves updated_at
+        alone, so a create nobody retries still goes stale and is taken over."""
+        self._db.execute(
+            """UPDATE video_call_sessions SET pending_meeting = %(meeting)s
+                WHERE id = %(session_id)s::uuid AND status = 'creating' AND pending_meeting IS NULL""",
+            {"session_id": session_id, "meeting": Jsonb(meeting)},
+        )
 
     def fail_session(self, *, session_id: str, error_message: str, audit: AuditEntry) -> bool:
         """Mark a create failed, if nobody activated it meanwhile. True when this call failed it."""

@@ -23,6 +23,7 @@ is never a Chime meeting without its row nor an active row without its meeting.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -209,18 +210,24 @@ class MeetingService:
     ) -> MeetingJoin:  # fmt: skip
         session_id = session["session_id"]
         started = time.perf_counter()
-        meeting: dict[str, Any] | None = None
+        # A meeting Chime already made for this session (an earlier try's attendee call was throttled).
+        meeting: dict[str, Any] | None = session.get("pending_meeting")
+        kept = meeting is not None
         try:
-            meeting = self._chime.create_meeting(
-                client_request_token=session["client_request_token"], external_meeting_id=appointment.id
-            )
+            if meeting is None:
+                meeting = self._chime.create_meeting(
+                    client_request_token=session["client_request_token"], external_meeting_id=appointment.id
+                )
             attendee = self._chime.create_attendee(meeting["MeetingId"], external_user_id(caller.user_id), capabilities)
         except ChimeUnavailable:
             # Throttled or unavailable (503, Retry-After): the row stays 'creating' and the meeting, if made,
-            # is kept, so the retry makes the same CreateMeeting call (same ClientRequestToken) and gets the
-            # same meeting instead of a new generation's (under a rate limit, failing here made orphans).
+            # is kept on it, so the retry adds its attendee to the same meeting without another CreateMeeting
+            # (under a rate limit, failing here made orphans, and calling CreateMeeting again spent the budget).
             # Nobody retrying: the row goes stale and the next create takes it over with the same token.
             count_failure("create_chime_unavailable")
+            if meeting is not None and not kept:
+                with contextlib.suppress(DomainError):  # a lost write only costs the retry one CreateMeeting
+                    self._sessions.keep_pending_meeting(session_id, meeting)
             raise
         except DomainError as exc:
             self._create_failed(session_id, meeting, exc.code, leader, caller, appointment, request_id)
