@@ -93,7 +93,9 @@ class VideoCallStack(Stack):
         api = MeetingApi(self, "Api", config=config, factory=factory, key=keys.data, log_retention=log_retention)
         chime_events = ChimeEvents(self, "ChimeEvents", factory=factory, key=keys.data)
         jobs = ScheduledJobs(self, "Jobs", factory=factory, key=keys.data)
-        MigrationsOnDeploy(self, "Migrations", factory=factory, after=[database])
+        # Every function the app runs is updated only after the migrations ran: new code never meets the old schema.
+        app_functions = list(factory.functions.values())
+        MigrationsOnDeploy(self, "Migrations", factory=factory, after=[database], before=app_functions)
         for function in factory.functions.values():
             database.grant_connect(function)
         monitoring = Monitoring(

@@ -757,6 +757,12 @@ def test_migrations_run_on_deploy_through_a_trigger(dev: Synth):
     assert len(triggers) == 1
     (trigger,) = triggers.values()
     assert trigger["Properties"]["InvocationType"] == "RequestResponse"
+    # The app's functions get their new code only after the migrations ran (never new code, old schema).
+    (trigger_id,) = triggers
+    for name, function in dev.functions().items():
+        if "migratedatabase" in name.lower() or "MigrationsFunction" in name:
+            continue
+        assert trigger_id in function.get("DependsOn", []), name
 
 
 # --- regions and configuration --------------------------------------------------------------------------
