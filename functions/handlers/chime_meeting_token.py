@@ -12,14 +12,15 @@ from videocall import workflows
 from videocall.controls.admission import MustWait
 from videocall.controls.service import Waiting
 from videocall.core.errors import WaitingRoom
-from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.http import caller, json_response, lambda_handler_for
 from videocall.meetings.models import LegacyBatchJoin, LegacyCreate, LegacyEnd, LegacyJoin, LegacyRequest
 from videocall.meetings.routes import ROUTES, batch_body, end_body, meeting_join_body
 from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
 
-def endpoint(body: Annotated[LegacyRequest, Body()], uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+def endpoint(body: Annotated[LegacyRequest, Body()]) -> Response[Any]:
+    uid, request_id = caller()
     service = runtime().service
     match body:
         case LegacyCreate():

@@ -5,11 +5,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import AttachmentBody
 from videocall.chat.routes import ROUTES
-from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.http import MeetingIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
 
-def endpoint(meetingId: MeetingIdParam, body: AttachmentBody, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+def endpoint(meetingId: MeetingIdParam, body: AttachmentBody) -> Response[Any]:
+    uid, request_id = caller()
     upload = runtime().chat.create_attachment(
         uid, meetingId, request_id, file_name=body.fileName, content_type=body.contentType, size=body.size
     )

@@ -8,14 +8,15 @@ from aws_lambda_powertools.event_handler import Response
 from videocall import workflows
 from videocall.controls.routes import waiting_body
 from videocall.controls.service import Waiting
-from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.http import caller, json_response, lambda_handler_for
 from videocall.meetings.models import CreateMeetingBody
 from videocall.meetings.routes import ROUTES, meeting_join_body
 from videocall.meetings.service import CreateMeetingCommand
 from videocall.runtime import runtime
 
 
-def endpoint(body: CreateMeetingBody, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+def endpoint(body: CreateMeetingBody) -> Response[Any]:
+    uid, request_id = caller()
     command = CreateMeetingCommand(
         appointment_id=body.appointmentId,
         enable_recording=body.enableRecording,

@@ -5,11 +5,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import ReadBody
 from videocall.chat.routes import ROUTES
-from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.http import MeetingIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
 
-def endpoint(meetingId: MeetingIdParam, body: ReadBody, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+def endpoint(meetingId: MeetingIdParam, body: ReadBody) -> Response[Any]:
+    uid, request_id = caller()
     seq = runtime().chat.mark_read(uid, meetingId, body.upTo, request_id)
     return json_response(200, {"meetingId": meetingId, "readUpToSeq": seq})
 

@@ -4,11 +4,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 from videocall.controls.routes import ROUTES
-from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.http import MeetingIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
 
-def endpoint(meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId) -> Response[Any]:
+def endpoint(meetingId: MeetingIdParam) -> Response[Any]:
+    uid, request_id = caller()
     return json_response(200, runtime().controls.mute_all(uid, meetingId, request_id))
 
 

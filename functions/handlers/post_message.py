@@ -6,13 +6,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from videocall.chat.models import PostMessageBody
 from videocall.chat.routes import ROUTES
-from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.http import MeetingIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
 
-def endpoint(
-    meetingId: MeetingIdParam, body: PostMessageBody, uid: FirebaseUid, request_id: RequestId
-) -> Response[Any]:
+def endpoint(meetingId: MeetingIdParam, body: PostMessageBody) -> Response[Any]:
+    uid, request_id = caller()
     message, stored = runtime().chat.post(
         uid, meetingId, request_id, client_message_id=body.clientMessageId, text=body.text, reply_to=body.replyTo,
         attachment_id=body.attachmentId,

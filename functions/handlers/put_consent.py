@@ -7,13 +7,12 @@ from aws_lambda_powertools.event_handler import Response
 from videocall import workflows
 from videocall.consent.models import ConsentBody
 from videocall.consent.routes import ROUTES
-from videocall.http import AppointmentIdParam, FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.http import AppointmentIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 
 
-def endpoint(
-    appointmentId: AppointmentIdParam, body: ConsentBody, uid: FirebaseUid, request_id: RequestId
-) -> Response[Any]:
+def endpoint(appointmentId: AppointmentIdParam, body: ConsentBody) -> Response[Any]:
+    uid, request_id = caller()
     decisions: dict[str, str] = {
         "recording": body.recording,
         "transcription": body.transcription,

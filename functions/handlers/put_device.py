@@ -3,15 +3,14 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from videocall.http import FirebaseUid, RequestId, json_response, lambda_handler_for
+from videocall.http import caller, json_response, lambda_handler_for
 from videocall.notifications.models import DeviceBody, InstallationIdParam
 from videocall.notifications.routes import ROUTES
 from videocall.runtime import runtime
 
 
-def endpoint(
-    installationId: InstallationIdParam, body: DeviceBody, uid: FirebaseUid, request_id: RequestId
-) -> Response[Any]:
+def endpoint(installationId: InstallationIdParam, body: DeviceBody) -> Response[Any]:
+    uid, request_id = caller()
     device = runtime().notifications.register_device(
         uid, installationId, fcm_token=body.fcmToken, platform=body.platform, request_id=request_id
     )

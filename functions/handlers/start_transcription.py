@@ -3,15 +3,14 @@
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from videocall.http import FirebaseUid, MeetingIdParam, RequestId, json_response, lambda_handler_for
+from videocall.http import MeetingIdParam, caller, json_response, lambda_handler_for
 from videocall.runtime import runtime
 from videocall.transcripts.models import StartTranscriptionBody
 from videocall.transcripts.routes import ROUTES, status_body
 
 
-def endpoint(
-    meetingId: MeetingIdParam, uid: FirebaseUid, request_id: RequestId, body: StartTranscriptionBody | None = None
-) -> Response[Any]:
+def endpoint(meetingId: MeetingIdParam, body: StartTranscriptionBody | None = None) -> Response[Any]:
+    uid, request_id = caller()
     language = body.language if body else None
     specialty = body.specialty if body else None
     status = runtime().transcripts.start(uid, meetingId, request_id, language=language, specialty=specialty)

@@ -7,6 +7,8 @@ runs the new code against the old schema, even for the seconds between the two."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, triggers
 from constructs import Construct
 
@@ -16,7 +18,7 @@ from infra.components.functions import FunctionFactory
 class MigrationsOnDeploy(Construct):
     def __init__(
         self, scope: Construct, id: str, *, factory: FunctionFactory, after: list[Construct],
-        before: list[Construct] | None = None,
+        before: Sequence[Construct] | None = None,
     ) -> None:  # fmt: skip
         super().__init__(scope, id)
         self.function = factory.make(
@@ -31,7 +33,7 @@ class MigrationsOnDeploy(Construct):
             "Trigger",
             handler=self.function,
             execute_after=after,
-            execute_before=before or [],
+            execute_before=list(before or []),
             execute_on_handler_change=True,
             invocation_type=triggers.InvocationType.REQUEST_RESPONSE,
             timeout=Duration.minutes(5),
