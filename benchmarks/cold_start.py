@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -231,7 +230,10 @@ def handler_setups(functions: Path = FUNCTIONS) -> dict[str, str]:
 class Child:
     """Runs code in a fresh interpreter with the deployed environment and the bundle's modules only."""
 
-    def __init__(self, blocked: list[str], *, bytecode: bool, functions: Path = FUNCTIONS) -> None:
+    def __init__(
+        self, blocked: list[str], *, bytecode: bool, functions: Path = FUNCTIONS, python: str = sys.executable
+    ) -> None:
+        self.python = python
         self.functions = functions
         self.env = deployed_env(functions)
         self.prelude = PRELUDE.format(blocked=blocked)
@@ -243,13 +245,18 @@ class Child:
             if not self.bytecode:  # as the bundle: no .pyc to read, none written
                 env = {**env, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
             result = subprocess.run(  # noqa: S603 - our own interpreter and code
-                [sys.executable, "-c", self.prelude + code],
+                [self.python, "-c", self.prelude + code],
                 env=env, cwd=self.functions, capture_output=True, text=True, timeout=300,
             )  # fmt: skip
         line = next((ln for ln in result.stdout.splitlines() if ln.startswith("@@")), None)
         if result.returncode != 0 or line is None:
             raise RuntimeError(result.stderr[-3000:])
         return [float(x) for x in line.split()[1:]]
+
+    def run_version(self) -> str:
+        out = subprocess.run([self.python, "-c", "import platform; print(platform.python_version())"],  # noqa: S603
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        return out.stdout.strip()
 
     def handler(self, module: str, setup: str) -> tuple[float, float]:
         imported, full = self.run(CHILD.format(module=module, setup=setup))
@@ -267,6 +274,9 @@ def main() -> None:
     parser.add_argument("--no-bytecode", action="store_true", help="compile every module from source")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "cold_start.json")
     parser.add_argument("--functions", type=Path, default=FUNCTIONS, help="another tree's functions/ (before/after)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the children's interpreter, e.g. a Python 3.13 venv with only the runtime dependencies "
+                             "(Lambda's version; the bundle's packages)")  # fmt: skip
     args = parser.parse_args()
 
     setups = handler_setups(args.functions.resolve())
@@ -275,7 +285,7 @@ def main() -> None:
         setups = {m: s for m, s in setups.items() if m.removeprefix("handlers.") in wanted}
     runs = 3 if args.quick else args.runs
     blocked = not_in_bundle()
-    child = Child(blocked, bytecode=not args.no_bytecode, functions=args.functions.resolve())
+    child = Child(blocked, bytecode=not args.no_bytecode, functions=args.functions.resolve(), python=args.python)
     floor: list[float] = []
     samples: dict[str, list[tuple[float, float]]] = {m: [] for m in setups}
     failures: dict[str, str] = {}
@@ -344,7 +354,7 @@ def main() -> None:
         "runs": runs,
         "quick": args.quick,
         "bytecode": child.bytecode,
-        "python": platform.python_version(),
+        "python": child.run_version(),
         "seconds": round(time.perf_counter() - started, 1),
         "floor": {"code": FLOOR, "median_ms": round(floor_ms, 1), "samples_ms": [round(f, 1) for f in floor]},
         "handlers": rows,
