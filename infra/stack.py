@@ -109,6 +109,7 @@ class VideoCallStack(Stack):
             dead_letter_queues={**chime_events.dead_letter_queues, **jobs.dead_letter_queues},
             scheduled_jobs=tuple(jobs.functions),
             cluster=database.cluster,
+            proxy=database.proxy,
             comprehend_medical_region=config.comprehend_medical_region,
         )
 

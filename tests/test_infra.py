@@ -419,6 +419,18 @@ def test_alarms_cover_recordings_the_jobs_and_every_dead_letter_queue(dev: Synth
     assert reconcile_alarm["Threshold"] == 1
 
 
+def test_rds_proxy_pinning_is_alarmed_and_graphed(dev: Synth):
+    """The functions use server-side prepared statements through RDS Proxy: if the proxy ever pinned
+    sessions for them, on-call sees it, with what to do (DB_PREPARE_THRESHOLD=off)."""
+    (pinning,) = alarms_by_metric(dev)["DatabaseConnectionsCurrentlySessionPinned"]
+    assert pinning["Namespace"] == "AWS/RDS" and pinning["Dimensions"][0]["Name"] == "ProxyName"
+    assert pinning["Threshold"] == 20 and pinning["EvaluationPeriods"] == 3
+    assert "DB_PREPARE_THRESHOLD=off" in pinning["AlarmDescription"]
+    (dashboard,) = dev.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "ClientConnections" in body and "DatabaseConnectionsCurrentlySessionPinned" in body
+
+
 def test_alarm_emails_subscribe_to_the_topic(prod: Synth):
     subscriptions = prod.resources("AWS::SNS::Subscription")
     assert [s["Properties"]["Endpoint"] for s in subscriptions.values()] == ["oncall@example.org"]

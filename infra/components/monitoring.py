@@ -11,7 +11,8 @@ meeting's end to its finished clinical record, p50/p90).
 Alarms -> one KMS-encrypted SNS topic (subscribers from context): API 5xx rate, function errors
 (scheduled jobs: a failed run), throttles, dead-letter queue depth (event rules and schedules),
 recording failures, recordings stuck, transcription failures, Comprehend Medical failing, database
-saturation. Each description says, in one sentence, what happened and what to do.
+saturation, RDS Proxy sessions pinned. Each description says, in one sentence, what happened and
+what to do.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Monitoring(Construct):
         dead_letter_queues: dict[str, sqs.Queue],
         scheduled_jobs: tuple[str, ...],
         cluster: rds.DatabaseCluster | None,
+        proxy: rds.DatabaseProxy | None = None,
         comprehend_medical_region: str = "eu-west-1",
     ) -> None:
         super().__init__(scope, id)
@@ -189,6 +191,20 @@ class Monitoring(Construct):
                 "Aurora Serverless at 90% of its maximum capacity: raise serverless_v2_max_capacity",
                 periods=3,
             )
+        pinned = _proxy_metric(proxy, "DatabaseConnectionsCurrentlySessionPinned") if proxy is not None else None
+        if pinned is not None:
+            # The functions use server-side prepared statements (DB_PREPARE_THRESHOLD), which RDS Proxy
+            # multiplexes; if a proxy change ever made them pin, this is where it shows first.
+            alarm(
+                "DbProxyPinning",
+                pinned,
+                20,
+                "20 or more RDS Proxy sessions pinned to a database connection for 15 minutes, so the proxy "
+                "no longer shares connections and its pool can run out: if it began with a deploy or a proxy "
+                "change, set DB_PREPARE_THRESHOLD=off (no server-side prepared statements) and redeploy, else "
+                "read the proxy's logs for what pinned",
+                periods=3,
+            )
 
         dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"videocall-{stage}")
         dashboard.add_widgets(
@@ -253,6 +269,15 @@ class Monitoring(Construct):
                     right=[cluster.metric("ACUUtilization", period=FIVE_MINUTES, statistic="Average")],
                     width=8,
                 ),
+            )
+        if proxy is not None and pinned is not None:
+            dashboard.add_widgets(
+                cw.GraphWidget(
+                    title="RDS Proxy: client / database connections, sessions pinned",
+                    left=[_proxy_metric(proxy, "ClientConnections"), _proxy_metric(proxy, "DatabaseConnections")],
+                    right=[pinned],
+                    width=24,
+                )
             )
         dashboard.add_widgets(cw.TextWidget(markdown="# Consultations", width=24, height=1))
         dashboard.add_widgets(
@@ -384,3 +409,13 @@ class Monitoring(Construct):
             ),
         )
         self.dashboard = dashboard
+
+
+def _proxy_metric(proxy: rds.DatabaseProxy, name: str) -> cw.Metric:
+    return cw.Metric(
+        namespace="AWS/RDS",
+        metric_name=name,
+        dimensions_map={"ProxyName": proxy.db_proxy_name},
+        statistic="Average",
+        period=FIVE_MINUTES,
+    )
