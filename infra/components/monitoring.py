@@ -17,7 +17,7 @@ what to do.
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, NestedStack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -76,10 +76,14 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         action = cw_actions.SnsAction(self.topic)
         self.alarms: list[cw.Alarm] = []
+        # The alarms live in a nested stack of their own: one per function makes them the largest group of
+        # resources, and CloudFormation caps a template at 500. The topic and the dashboard stay here (the
+        # topic's email subscriptions and the dashboard's fixed name must not be recreated).
+        self.alarm_stack = NestedStack(self, "AlarmStack", description=f"videocall {stage}: alarms")
 
         def alarm(name: str, metric: cw.IMetric, threshold: float, description: str, periods: int = 1) -> None:
             made = cw.Alarm(
-                self,
+                self.alarm_stack,
                 name,
                 metric=metric,
                 threshold=threshold,
