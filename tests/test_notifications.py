@@ -358,6 +358,31 @@ def test_a_users_erasure_deletes_their_devices(api: Api, world: World, devices: 
     assert audit["details"]["devices_deleted"] == 2
 
 
+def test_retention_deletes_idle_devices_and_old_rings_but_a_held_appointments_rings_stay(
+    api: Api, world: World, devices: None, sent: LocalPushSender, clean_db: str
+):
+    """Storage limitation: a device not registered again for DEVICE_IDLE_DAYS (FCM refuses a token idle
+    for 270 days) and rings past RETENTION_DAYS_CALL_RINGS go with the daily retention job."""
+    from handlers.apply_retention import handler as retention_handler
+
+    plain_create(api, world.provider)  # rings the patient's two devices
+    assert query(clean_db, "SELECT count(*) AS n FROM call_rings")[0]["n"] == 1
+    query(clean_db, "UPDATE push_devices SET updated_at = now() - interval '271 days'"
+                    " WHERE installation_id = %s RETURNING 1", (PATIENT_IOS,))  # fmt: skip
+    query(clean_db, "UPDATE call_rings SET created_at = now() - interval '31 days' RETURNING 1")
+    query(clean_db, "INSERT INTO legal_holds (appointment_id, reference, placed_by)"
+                    " SELECT 'appt_123', 'case 1', %s::uuid RETURNING 1", (world.provider.id,))  # fmt: skip
+
+    held = retention_handler({}, LambdaContextStub())
+
+    assert held["push_devices_idle"] == 1 and held["call_rings"] == 0
+    assert [d["installation_id"] for d in devices_in_db(clean_db)] == [PATIENT_ANDROID, PROVIDER_ANDROID]
+    query(clean_db, "DELETE FROM legal_holds RETURNING 1")
+    lifted = retention_handler({}, LambdaContextStub())
+    assert lifted["call_rings"] == 1 and lifted["push_devices_idle"] == 0
+    assert query(clean_db, "SELECT count(*) AS n FROM call_rings")[0]["n"] == 0
+
+
 # --- the waiting room ---------------------------------------------------------------------------------------
 def test_the_lobby_notifies_the_provider_of_a_waiting_patient_and_the_patient_when_admitted(
     api: Api, world: World, devices: None, runtime: Runtime, sent: LocalPushSender

@@ -180,7 +180,9 @@ class Runtime:
         from videocall.notifications.repository import NotificationRepository
         from videocall.notifications.service import NotificationService
 
-        return NotificationService(NotificationRepository(self.db), lambda: self.push_sender)
+        s = self.settings
+        return NotificationService(NotificationRepository(self.db), lambda: self.push_sender,
+                                   device_idle_days=s.device_idle_days, ring_days=s.call_ring_days)  # fmt: skip
 
     @cached_property
     def consent(self) -> ConsentService:

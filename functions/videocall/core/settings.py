@@ -120,6 +120,8 @@ class Settings:
     lobby_poll_seconds: int = 5  # Retry-After for a patient waiting in the lobby
     # --- notifications: the FCM service-account JSON (set only on the functions that send pushes) ---
     push_credentials_secret_arn: str | None = None
+    device_idle_days: int = 270  # FCM refuses a token inactive for 270 days
+    call_ring_days: int = 30
     # --- retention, per kind of content ---
     retention_days: tuple[tuple[str, int], ...] = (("recordings", 90), ("transcripts", 90))
 
@@ -202,6 +204,8 @@ class Settings:
             waiting_room_default=_flag(e.get("WAITING_ROOM_DEFAULT", "false")),
             lobby_poll_seconds=int(e.get("LOBBY_POLL_SECONDS", "5")),
             push_credentials_secret_arn=e.get("PUSH_CREDENTIALS_SECRET_ARN") or None,
+            device_idle_days=int(e.get("DEVICE_IDLE_DAYS", "270")),
+            call_ring_days=int(e.get("RETENTION_DAYS_CALL_RINGS", "30")),
             retention_days=(
                 ("recordings", int(e.get("RETENTION_DAYS_RECORDINGS", "90"))),
                 ("transcripts", int(e.get("RETENTION_DAYS_TRANSCRIPTS", "90"))),

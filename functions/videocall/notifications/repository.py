@@ -112,6 +112,25 @@ class NotificationRepository:
         """Erasure: the users' devices go (personal data; the rings stay as call metadata, like attendees)."""
         return self._db.execute("DELETE FROM push_devices WHERE user_id = ANY(%(ids)s::uuid[])", {"ids": user_ids})
 
+    def prune(self, *, idle_days: int, ring_days: int, held: frozenset[str]) -> dict[str, int]:
+        """Retention: devices not registered again for `idle_days` (the app refreshes its registration
+        when FCM rotates the token; FCM refuses a token idle for 270 days), and rings older than
+        `ring_days`, except those of appointments under a legal hold."""
+        row = self._db.fetch_one(
+            """WITH devices AS (
+                   DELETE FROM push_devices WHERE updated_at < now() - make_interval(days => %(idle)s) RETURNING 1
+               ), rings AS (
+                   DELETE FROM call_rings
+                    WHERE created_at < now() - make_interval(days => %(rings)s)
+                      AND (appointment_id IS NULL OR NOT appointment_id = ANY(%(held)s))
+                   RETURNING 1
+               )
+               SELECT (SELECT count(*) FROM devices) AS devices, (SELECT count(*) FROM rings) AS rings""",
+            {"idle": idle_days, "rings": ring_days, "held": sorted(held)},
+        )
+        assert row is not None
+        return {"push_devices_idle": int(row["devices"]), "call_rings": int(row["rings"])}
+
     # --- rings -------------------------------------------------------------------------------------
     def ring(self, *, meeting_id: str, appointment_id: str | None) -> list[Row]:
         """chime:MeetingStarted: ring the appointment's provider and patient except the session's creator,

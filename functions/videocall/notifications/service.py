@@ -48,9 +48,11 @@ ADMITTED_ALERT = Alert("You have been admitted", "Your video consultation is sta
 class NotificationService:
     def __init__(
         self, repository: NotificationRepository, sender: Callable[[], PushSender], *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, device_idle_days: int = 270, ring_days: int = 30,
     ) -> None:  # fmt: skip
         self._repository = repository
+        self._device_idle_days = device_idle_days
+        self._ring_days = ring_days
         self._sender = sender  # built on first use: only functions that send ever load the credential
         self._clock = clock
 
@@ -88,6 +90,10 @@ class NotificationService:
     def erase_users(self, user_ids: list[str]) -> int:
         """Erasure of a person: their devices go."""
         return self._repository.erase_users(user_ids) if user_ids else 0
+
+    def prune(self, *, held: frozenset[str]) -> dict[str, int]:
+        """The retention job's share: idle devices and old rings (held appointments' rings stay)."""
+        return self._repository.prune(idle_days=self._device_idle_days, ring_days=self._ring_days, held=held)
 
     # --- the call's ring (Chime's events) ------------------------------------------------------------
     def meeting_started(self, *, meeting_id: str, appointment_id: str | None, at_ms: int) -> int:

@@ -75,6 +75,8 @@ class PrivacyService:
             for holder in self._holders
         }
         deleted["chime_events_seen"] = self._privacy.prune_seen_events()
+        if self._devices is not None:
+            deleted.update(self._devices.prune(held=held))
         logger.info("retention applied", extra={"deleted": deleted, "held_appointments": len(held)})
         return deleted
 
