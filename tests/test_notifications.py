@@ -358,6 +358,19 @@ def test_a_users_erasure_deletes_their_devices(api: Api, world: World, devices: 
     assert audit["details"]["devices_deleted"] == 2
 
 
+def test_the_patients_export_lists_their_devices_without_the_fcm_token(
+    api: Api, world: World, devices: None, clean_db: str
+):
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        admin = add_user(conn, "fb-admin", "admin", "Admin Person")
+    reply = api.get(f"/admin/patients/{world.patient.id}/export", token=admin.token)
+    assert reply.status == 200, reply.body
+    assert [(d["installationId"], d["platform"]) for d in reply.body["devices"]] == [
+        (PATIENT_ANDROID, "android"), (PATIENT_IOS, "ios")]  # fmt: skip
+    assert all(d["registeredAt"] and d["updatedAt"] for d in reply.body["devices"])
+    assert not any(token in json.dumps(reply.body) for token in TOKENS.values())
+
+
 def test_retention_deletes_idle_devices_and_old_rings_but_a_held_appointments_rings_stay(
     api: Api, world: World, devices: None, sent: LocalPushSender, clean_db: str
 ):

@@ -98,6 +98,14 @@ class NotificationRepository:
             {"ids": user_ids},
         )
 
+    def registrations_of(self, user_id: str) -> list[Row]:
+        """A person's devices for their export: what identifies the installation, never the FCM token."""
+        return self._db.fetch_all(
+            """SELECT installation_id, platform, created_at, updated_at FROM push_devices
+                WHERE user_id = %(id)s::uuid ORDER BY created_at""",
+            {"id": user_id},
+        )
+
     def forget(self, dead: list[tuple[str, str]]) -> int:
         """Delete devices whose token FCM reported unregistered: (installation id, token) pairs, so a device
         that registered a new token meanwhile keeps it."""

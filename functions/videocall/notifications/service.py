@@ -87,6 +87,14 @@ class NotificationService:
             raise DeviceNotFound()
         return {"installationId": installation_id, "registered": False}
 
+    def export_user(self, user_id: str) -> list[dict[str, Any]]:
+        """Right of access: the person's push registrations (the FCM token is a device credential: not exported)."""
+        return [
+            {"installationId": r["installation_id"], "platform": r["platform"],
+             "registeredAt": r["created_at"].isoformat(), "updatedAt": r["updated_at"].isoformat()}
+            for r in self._repository.registrations_of(user_id)
+        ]  # fmt: skip
+
     def erase_users(self, user_ids: list[str]) -> int:
         """Erasure of a person: their devices go."""
         return self._repository.erase_users(user_ids) if user_ids else 0

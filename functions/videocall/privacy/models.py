@@ -40,6 +40,7 @@ class PatientExport(BaseModel):
     meetings: list[dict[str, Any]]
     consent: list[dict[str, Any]]
     content: dict[str, list[dict[str, Any]]]
+    devices: list[dict[str, Any]] = []  # push registrations: installation, platform, dates (never the FCM token)
     auditTrail: list[dict[str, Any]]
 
 

@@ -105,6 +105,7 @@ class PrivacyService:
             "consent": self._consents.of_appointments(ids) if ids else [],
             "content": {holder.kind: holder.export(ids, actor=admin.user_id, request_id=request_id) if ids else []
                         for holder in self._holders},
+            "devices": self._devices.export_user(patient["id"]) if self._devices is not None else [],
             "auditTrail": [self._event(e) for e in self._privacy.audit_trail(patient_id=patient_id, before_id=None,
                                                                               limit=10_000)],
         }  # fmt: skip
