@@ -34,6 +34,7 @@ PROJECT = "videocall-bench"
 KID = "bench-key-1"
 
 # Local settings that must not leak into the measured process (emulator-mode tokens, someone's database).
+ORIGINAL_ENVIRONMENT = dict(os.environ)  # what the sibling benchmarks (own processes) start from: run.py
 for _name in ("FIREBASE_AUTH_EMULATOR_HOST", "DATABASE_URL", "S3_ENDPOINT_URL", "AWS_PROFILE", "POWERTOOLS_DEV"):
     os.environ.pop(_name, None)
 os.environ.update({
