@@ -61,7 +61,8 @@ def lambda_interpreter() -> str | None:
     candidates += [str(p) for p in sorted(pyenv_root.glob(f"versions/{LAMBDA_PYTHON}*/bin/python{LAMBDA_PYTHON}"))]
     uv = shutil.which("uv")
     if uv:
-        found = subprocess.run([uv, "python", "find", LAMBDA_PYTHON], capture_output=True, text=True, check=False)  # noqa: S603
+        found = subprocess.run([uv, "python", "find", LAMBDA_PYTHON], capture_output=True, text=True,  # noqa: S603
+                               timeout=30, check=False)  # fmt: skip
         candidates.append(found.stdout.strip() if found.returncode == 0 else None)
     return next((c for c in candidates if c and _version_of(c) == LAMBDA_PYTHON), None)
 

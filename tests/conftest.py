@@ -3,7 +3,9 @@ that sends API Gateway REST proxy events through the same Lambda entry point AWS
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -106,6 +108,22 @@ def database_url(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def captured(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
+    """Every log record in Powertools' JSON format (wherever its own handler's stream points), plus what
+    reached stdout/stderr by the end of the test: what the log scans read for tokens and patient data."""
+    from videocall.core.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger._logger.addHandler(handler)
+    yield stream
+    logger._logger.removeHandler(handler)
+    out, err = capfd.readouterr()
+    stream.write(out + err)
 
 
 @pytest.fixture

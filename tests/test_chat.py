@@ -9,7 +9,6 @@ import base64
 import io
 import itertools
 import json
-import logging
 import os
 import threading
 import time
@@ -39,7 +38,6 @@ from videocall.core.access import authorize_join
 from videocall.core.context import appointment_from, caller_from
 from videocall.core.db import Database
 from videocall.core.errors import DomainError
-from videocall.core.observability import logger
 from videocall.core.settings import Settings
 from videocall.local.devtools import emulator_id_token
 from videocall.runtime import Runtime
@@ -652,14 +650,6 @@ def test_export_erasure_and_retention_cover_messages_and_attachment_objects(
 
 
 # --- logs -----------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def captured(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield stream
-    logger._logger.removeHandler(handler)
 
 
 def test_no_message_text_or_file_name_in_any_log_line(api: Api, world: World, captured: io.StringIO, capfd,

@@ -4,8 +4,6 @@ we read), and the local stand-in."""
 
 from __future__ import annotations
 
-import io
-import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +14,6 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 from videocall.core.errors import ServiceUnavailable
-from videocall.core.observability import logger
 from videocall.local.bedrock import LABEL, LocalBedrockRuntime
 from videocall.local.chime_emulator import _server_side_problem
 from videocall.transcripts.summary import (
@@ -80,19 +77,6 @@ def stubbed() -> Iterator[tuple[ClinicalSummaryGateway, Stubber, list[float]]]:
     with Stubber(real) as stubber:
         yield ClinicalSummaryGateway(real, model_id=MODEL, sleep=sleeps.append), stubber, sleeps
         stubber.assert_no_pending_responses()
-
-
-@pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
-    """Every log record in Powertools' JSON format, plus whatever reached stdout/stderr."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield stream
-    logger._logger.removeHandler(handler)
-    out, err = capfd.readouterr()
-    stream.write(out + err)
 
 
 # --- the facts, against the installed botocore model ------------------------------------------------
@@ -204,7 +188,7 @@ def test_a_first_turn_longer_than_the_cap_is_cut_at_a_word():
 
 
 # --- the gateway against the real model -------------------------------------------------------------------
-def test_the_request_is_the_models_and_the_draft_joins_the_text_blocks(stubbed, logs):
+def test_the_request_is_the_models_and_the_draft_joins_the_text_blocks(stubbed, captured):
     gateway, stubber, sleeps = stubbed
     prompt = build_prompt(TURNS, ENTITIES, language="en-US")
     response = answer("Subjective: Denies chest pain. ", "Takes lisinopril 10 mg daily.\n", "Plan: not discussed")
@@ -217,7 +201,7 @@ def test_the_request_is_the_models_and_the_draft_joins_the_text_blocks(stubbed, 
         model_id=MODEL, input_tokens=812, output_tokens=154, stop_reason="end_turn",
     )  # fmt: skip
     assert sleeps == [] and gateway.caller.calls == 1
-    log = logs.getvalue()
+    log = captured.getvalue()
     assert "clinical summary drafted" in log and '"input_tokens":812' in log.replace(" ", "")
     for private in (SECRET, "lisinopril", "chest pain", "Denies"):
         assert private not in log
@@ -280,7 +264,7 @@ def test_throttling_is_retried_with_backoff_then_gives_up_as_503(stubbed):
      ("ServiceUnavailableException", 503)],
 )  # fmt: skip
 def test_other_errors_become_unavailable_without_the_aws_message_or_the_transcript(
-    stubbed, logs, code: str, status: int
+    stubbed, captured, code: str, status: int
 ):
     gateway, stubber, sleeps = stubbed
     stubber.add_client_error("converse", code, f"bad input 'Good morning {SECRET}' secret-detail", status)
@@ -291,11 +275,11 @@ def test_other_errors_become_unavailable_without_the_aws_message_or_the_transcri
     assert "secret-detail" not in shown and SECRET not in shown and "lisinopril" not in shown
     assert raised.value.message == SummaryUnavailable.message and raised.value.retry_after == 5
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
-    log = logs.getvalue()
+    log = captured.getvalue()
     assert code in log and "secret-detail" not in log and SECRET not in log and "lisinopril" not in log
 
 
-def test_no_answer_at_all_is_unavailable(logs):
+def test_no_answer_at_all_is_unavailable(captured):
     class Unreachable:
         def converse(self, **params: Any) -> dict[str, Any]:
             raise EndpointConnectionError(endpoint_url="https://bedrock-runtime.eu-central-1.amazonaws.com")
@@ -304,7 +288,7 @@ def test_no_answer_at_all_is_unavailable(logs):
         ClinicalSummaryGateway(Unreachable(), model_id=MODEL, sleep=lambda _: None).draft(
             TURNS, ENTITIES, language="en-US"
         )
-    assert SECRET not in logs.getvalue()
+    assert SECRET not in captured.getvalue()
 
 
 # --- the stand-in -------------------------------------------------------------------------------------

@@ -4,10 +4,8 @@ and every response we read), and the local stand-in."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
-import logging
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +16,6 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from videocall.core.errors import ServiceUnavailable
-from videocall.core.observability import logger
 from videocall.local.chime_emulator import _server_side_problem
 from videocall.local.comprehend_medical import MODEL_VERSION, LocalComprehendMedical, text_limit
 from videocall.transcripts.medical import (
@@ -66,19 +63,6 @@ def stubbed() -> Iterator[tuple[ComprehendMedicalGateway, Stubber, list[float]]]
     with Stubber(real) as stubber:
         yield ComprehendMedicalGateway(real, sleep=sleeps.append), stubber, sleeps
         stubber.assert_no_pending_responses()
-
-
-@pytest.fixture
-def logs(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
-    """Every log record in Powertools' JSON format, plus whatever reached stdout/stderr."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield stream
-    logger._logger.removeHandler(handler)
-    out, err = capfd.readouterr()
-    stream.write(out + err)
 
 
 # --- the facts, against the installed botocore model ------------------------------------------------
@@ -215,7 +199,7 @@ def test_nothing_to_send_is_no_call_and_sequences_must_be_unique(stubbed):
 
 
 # --- the gateway against botocore's Stubber ---------------------------------------------------------
-def test_real_response_shapes_are_read_and_mapped_to_segments(stubbed, logs):
+def test_real_response_shapes_are_read_and_mapped_to_segments(stubbed, captured):
     gateway, stubber, _ = stubbed
     segments = [SegmentText(1, f"Hello {SECRET}."), SegmentText(2, "Started lisinopril 10 mg, no chest pain.")]
     text = f"Hello {SECRET}.\nStarted lisinopril 10 mg, no chest pain."
@@ -270,7 +254,7 @@ def test_real_response_shapes_are_read_and_mapped_to_segments(stubbed, logs):
     ]
     assert extraction.icd10 == []  # negated: no code
     assert extraction.calls == 2 and extraction.characters == 2 * len(text)
-    log = logs.getvalue()
+    log = captured.getvalue()
     assert SECRET not in log and "lisinopril" not in log and "chest" not in log
     record = next(json.loads(line) for line in log.splitlines() if '"medical extraction"' in line)
     assert (record["calls"], record["entities"], record["icd10_candidates"], record["dropped"]) == (2, 4, 0, 1)
@@ -341,7 +325,7 @@ def test_throttling_is_retried_with_backoff_then_gives_up_as_503(stubbed):
     [("InvalidRequestException", 400), ("InvalidEncodingException", 400), ("TextSizeLimitExceededException", 400),
      ("InternalServerException", 500), ("ServiceUnavailableException", 503), ("AccessDeniedException", 403)],
 )  # fmt: skip
-def test_other_errors_become_unavailable_without_the_aws_message(stubbed, logs, code: str, status: int):
+def test_other_errors_become_unavailable_without_the_aws_message(stubbed, captured, code: str, status: int):
     gateway, stubber, sleeps = stubbed
     stubber.add_client_error("detect_entities_v2", code, f"bad text 'I am {SECRET}' secret-detail", status)
     with pytest.raises(MedicalExtractionUnavailable) as raised:
@@ -349,7 +333,7 @@ def test_other_errors_become_unavailable_without_the_aws_message(stubbed, logs, 
     assert sleeps == [] and gateway.caller.calls == 1  # not retried
     assert "secret-detail" not in raised.value.message and SECRET not in raised.value.message
     assert raised.value.message == MedicalExtractionUnavailable.message and raised.value.retry_after == 5
-    log = logs.getvalue()
+    log = captured.getvalue()
     assert code in log and "secret-detail" not in log and SECRET not in log
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 from conftest import BUS, Api, World, add_user, create_body, query
 from handlers.chime_meeting_events import handler as meeting_events
 from test_call_life import attendee_event
-from videocall.core.observability import logger
 from videocall.local.chime_emulator import ChimeEmulator
 from videocall.local.push import LocalPushSender, SentPush, read_outbox
 from videocall.local.server import LambdaContextStub
@@ -427,16 +425,6 @@ def test_a_lobby_notification_never_raises(world: World, runtime: Runtime, sent:
 
 
 # --- privacy: payloads and logs -----------------------------------------------------------------------------
-@pytest.fixture
-def captured(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield stream
-    logger._logger.removeHandler(handler)
-    out, err = capfd.readouterr()
-    stream.write(out + err)
 
 
 def test_no_name_in_any_payload_and_no_token_or_name_in_the_logs(

@@ -5,25 +5,9 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from conftest import Api, World, create_body
-from videocall.core.observability import logger
-
-
-@pytest.fixture
-def captured(capfd: pytest.CaptureFixture[str]) -> Iterator[io.StringIO]:
-    """Every log record in Powertools' JSON format (wherever its own handler's stream points), plus stdout."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    logger._logger.addHandler(handler)
-    yield stream
-    logger._logger.removeHandler(handler)
-    out, err = capfd.readouterr()
-    stream.write(out + err)
 
 
 def run_scenario(api: Api, world: World) -> list[str]:

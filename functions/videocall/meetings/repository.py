@@ -137,7 +137,7 @@ class SessionRepository:
                            error_message = CASE WHEN status = 'creating' THEN 'create abandoned' END,
                            error_occurred_at = CASE WHEN status = 'creating' THEN now() END,
                            ended_at = CASE WHEN status = 'active' THEN now() END,
-                           updated_at = now()
+                           pending_meeting = NULL, updated_at = now()
                      WHERE id = %(retire)s::uuid AND status IN ('creating', 'active')
                      RETURNING id, CASE WHEN error_message = 'create abandoned' THEN client_request_token END
                                AS abandoned_token
